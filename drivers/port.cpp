@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#include "drivers/port.hpp"
+
+#include <rte_ethdev.h>
+#include <rte_errno.h>
+
+#include <charconv>
+#include <cstring>
+
+namespace keel::drivers {
+
+const uint8_t symmetric_rss_key[40] = {
+    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a};
+
+namespace {
+Unexpected<std::string> port_error(uint16_t id, const char* what, int rc) {
+  return Unexpected<std::string>{"port " + std::to_string(id) + ": " + what + " failed: " +
+                                 rte_strerror(rc < 0 ? -rc : rc)};
+}
+}  // namespace
+
+Result<uint16_t, std::string> Port::find(const std::string& name) {
+  uint16_t id = 0;
+  if (rte_eth_dev_get_port_by_name(name.c_str(), &id) == 0) return id;
+  unsigned n = 0;
+  auto [p, ec] = std::from_chars(name.data(), name.data() + name.size(), n);
+  if (ec == std::errc{} && p == name.data() + name.size()) {
+    unsigned i = 0;
+    uint16_t pid = 0;
+    RTE_ETH_FOREACH_DEV(pid) {
+      if (i++ == n) return pid;
+    }
+  }
+  return Unexpected<std::string>{"no port named '" + name + "' (" +
+                                 std::to_string(rte_eth_dev_count_avail()) +
+                                 " ports available; add one with --vdev)"};
+}
+
+Result<Port, std::string> Port::start(uint16_t port_id, const PortConfig& cfg,
+                                      rte_mempool* pool) {
+  if (!rte_eth_dev_is_valid_port(port_id)) return port_error(port_id, "lookup", ENODEV);
+  rte_eth_dev_info info{};
+  if (int rc = rte_eth_dev_info_get(port_id, &info); rc != 0)
+    return port_error(port_id, "rte_eth_dev_info_get", rc);
+  if (cfg.queues == 0 || cfg.queues > info.max_rx_queues || cfg.queues > info.max_tx_queues) {
+    return Unexpected<std::string>{
+        "port " + std::to_string(port_id) + " (" + info.driver_name + "): " +
+        std::to_string(cfg.queues) + " queues requested, the driver offers " +
+        std::to_string(std::min(info.max_rx_queues, info.max_tx_queues))};
+  }
+
+  Port port;
+  port.id_ = port_id;
+  port.queues_ = cfg.queues;
+  char name[RTE_ETH_NAME_MAX_LEN];
+  if (rte_eth_dev_get_name_by_port(port_id, name) == 0) port.name_ = name;
+
+  rte_eth_conf conf{};
+  OffloadCaps& caps = port.caps_;
+  if (cfg.use_offloads) {
+    auto rx = info.rx_offload_capa, tx = info.tx_offload_capa;
+    caps.rx_ipv4_cksum = rx & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
+    caps.rx_l4_cksum = (rx & RTE_ETH_RX_OFFLOAD_TCP_CKSUM) && (rx & RTE_ETH_RX_OFFLOAD_UDP_CKSUM);
+    caps.tx_ipv4_cksum = tx & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
+    caps.tx_tcp_cksum = tx & RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
+    caps.tx_udp_cksum = tx & RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+    caps.tx_multi_seg = tx & RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+    // TSO needs the L4 checksum offload as well and chained mbufs.
+    caps.tx_tso = (tx & RTE_ETH_TX_OFFLOAD_TCP_TSO) && caps.tx_tcp_cksum && caps.tx_ipv4_cksum;
+    if (caps.rx_ipv4_cksum) conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
+    if (caps.rx_l4_cksum)
+      conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TCP_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+    if (caps.tx_ipv4_cksum) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
+    if (caps.tx_tcp_cksum) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
+    if (caps.tx_udp_cksum) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+    if (caps.tx_multi_seg) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+    if (caps.tx_tso) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_TCP_TSO;
+  }
+
+  // RSS with the symmetric key, when the port has several queues and hashes TCP/IPv4.
+  static uint8_t key[64];
+  if (cfg.queues > 1 && (info.flow_type_rss_offloads & RTE_ETH_RSS_NONFRAG_IPV4_TCP) &&
+      info.hash_key_size <= sizeof key) {
+    for (size_t i = 0; i < sizeof key; ++i) key[i] = symmetric_rss_key[i % 2];
+    conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+    conf.rx_adv_conf.rss_conf.rss_key = info.hash_key_size ? key : nullptr;
+    conf.rx_adv_conf.rss_conf.rss_key_len = info.hash_key_size;
+    conf.rx_adv_conf.rss_conf.rss_hf =
+        info.flow_type_rss_offloads &
+        (RTE_ETH_RSS_IPV4 | RTE_ETH_RSS_NONFRAG_IPV4_TCP | RTE_ETH_RSS_NONFRAG_IPV4_UDP);
+    caps.rss = true;
+  }
+
+  if (int rc = rte_eth_dev_configure(port_id, cfg.queues, cfg.queues, &conf); rc != 0)
+    return port_error(port_id, "rte_eth_dev_configure", rc);
+  uint16_t rxd = cfg.rx_desc, txd = cfg.tx_desc;
+  if (int rc = rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &rxd, &txd); rc != 0)
+    return port_error(port_id, "rte_eth_dev_adjust_nb_rx_tx_desc", rc);
+  int socket = rte_eth_dev_socket_id(port_id);
+  if (socket < 0) socket = SOCKET_ID_ANY;
+  for (uint16_t q = 0; q < cfg.queues; ++q) {
+    rte_eth_rxconf rxconf = info.default_rxconf;
+    rxconf.offloads = conf.rxmode.offloads;
+    if (int rc = rte_eth_rx_queue_setup(port_id, q, rxd, unsigned(socket), &rxconf, pool); rc != 0)
+      return port_error(port_id, "rte_eth_rx_queue_setup", rc);
+    rte_eth_txconf txconf = info.default_txconf;
+    txconf.offloads = conf.txmode.offloads;
+    if (int rc = rte_eth_tx_queue_setup(port_id, q, txd, unsigned(socket), &txconf); rc != 0)
+      return port_error(port_id, "rte_eth_tx_queue_setup", rc);
+  }
+  if (cfg.mtu != 0) {
+    // Not every vdev can change its MTU (net_ring cannot); keep its own then.
+    (void)rte_eth_dev_set_mtu(port_id, cfg.mtu);
+  }
+  uint16_t mtu = 1500;
+  if (rte_eth_dev_get_mtu(port_id, &mtu) == 0 && mtu >= 576) port.mtu_ = mtu;
+  if (int rc = rte_eth_dev_start(port_id); rc != 0)
+    return port_error(port_id, "rte_eth_dev_start", rc);
+  if (cfg.promiscuous) (void)rte_eth_promiscuous_enable(port_id);
+  // Multicast is not used, but allmulti keeps ARP working on PMDs that filter
+  // by default; failure is harmless.
+  (void)rte_eth_allmulticast_enable(port_id);
+  rte_ether_addr mac{};
+  rte_eth_macaddr_get(port_id, &mac);
+  port.mac_ = net::MacAddr::from_bytes(mac.addr_bytes);
+  if (!cfg.mac.is_zero()) {
+    port.mac_ = cfg.mac;
+  } else if (port.mac_.is_zero()) {
+    rte_eth_random_addr(mac.addr_bytes);
+    port.mac_ = net::MacAddr::from_bytes(mac.addr_bytes);
+  }
+  if (port.mac_ != net::MacAddr::from_bytes(mac.addr_bytes)) {
+    // The port filters on its own MAC; let frames for ours through.
+    rte_ether_addr want;
+    port.mac_.to_bytes(want.addr_bytes);
+    if (rte_eth_dev_default_mac_addr_set(port_id, &want) != 0)
+      (void)rte_eth_promiscuous_enable(port_id);
+  }
+  return port;
+}
+
+void Port::stop() {
+  (void)rte_eth_dev_stop(id_);
+}
+
+std::string Port::driver() const {
+  rte_eth_dev_info info{};
+  if (rte_eth_dev_info_get(id_, &info) != 0 || info.driver_name == nullptr) return "?";
+  return info.driver_name;
+}
+
+std::string Port::link_status() const {
+  rte_eth_link link{};
+  if (rte_eth_link_get_nowait(id_, &link) != 0) return "unknown";
+  if (link.link_status == RTE_ETH_LINK_DOWN) return "down";
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"  // experimental in 22.11, stable later
+  const char* speed = rte_eth_link_speed_to_str(link.link_speed);
+#pragma GCC diagnostic pop
+  return "up " + std::string(speed) +
+         (link.link_duplex == RTE_ETH_LINK_FULL_DUPLEX ? " full-duplex" : " half-duplex");
+}
+
+}  // namespace keel::drivers

@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#include "drivers/port_queue.hpp"
+
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+
+#include "drivers/fault_injector.hpp"
+
+namespace keel::drivers {
+
+using engine::Counter;
+
+namespace {
+// tx_burst retries before giving up on the rest of a burst: a full TX ring
+// usually drains within a few hundred nanoseconds.
+constexpr int tx_retries = 4;
+}  // namespace
+
+PortQueue::PortQueue(uint16_t port_id, uint16_t queue_id, engine::Counters& counters)
+    : port_id_(port_id), queue_id_(queue_id), counters_(&counters) {}
+
+PortQueue::~PortQueue() { discard(); }
+
+PortQueue::PortQueue(PortQueue&& o) noexcept
+    : port_id_(o.port_id_),
+      queue_id_(o.queue_id_),
+      counters_(o.counters_),
+      tx_len_(o.tx_len_),
+      tx_buf_(o.tx_buf_),
+      rx_fault_(std::move(o.rx_fault_)),
+      tx_fault_(std::move(o.tx_fault_)) {
+  o.tx_len_ = 0;
+}
+
+void PortQueue::set_faults(const FaultConfig* rx, const FaultConfig* tx) {
+  rx_fault_ = rx && rx->enabled() ? std::make_unique<FaultInjector>(*rx, *counters_) : nullptr;
+  tx_fault_ = tx && tx->enabled() ? std::make_unique<FaultInjector>(*tx, *counters_) : nullptr;
+}
+
+uint16_t PortQueue::rx(rte_mbuf** pkts, uint16_t n, uint64_t now_ns) {
+  if (!rx_fault_) {
+    uint16_t got = rte_eth_rx_burst(port_id_, queue_id_, pkts, n);
+    return got;
+  }
+  rte_mbuf* raw[burst];
+  uint16_t got = rte_eth_rx_burst(port_id_, queue_id_, raw, std::min<uint16_t>(n, burst));
+  uint16_t out = rx_fault_->process(raw, got, pkts, n, now_ns);
+  if (out < n) out += rx_fault_->drain(pkts + out, uint16_t(n - out), now_ns);
+  return out;
+}
+
+void PortQueue::send(rte_mbuf* m, uint64_t now_ns) {
+  if (tx_len_ == burst) flush(now_ns);
+  tx_buf_[tx_len_++] = m;
+}
+
+void PortQueue::flush(uint64_t now_ns) {
+  if (tx_fault_) {
+    rte_mbuf* out[burst * 2];
+    uint16_t n = tx_fault_->process(tx_buf_.data(), tx_len_, out, burst * 2, now_ns);
+    tx_len_ = 0;
+    if (n < burst * 2) n += tx_fault_->drain(out + n, uint16_t(burst * 2 - n), now_ns);
+    transmit(out, n);
+    return;
+  }
+  transmit(tx_buf_.data(), tx_len_);
+  tx_len_ = 0;
+}
+
+void PortQueue::transmit(rte_mbuf** pkts, uint16_t n) {
+  // Byte count first: once the port has a frame, it may already be gone.
+  uint64_t bytes = 0;
+  for (uint16_t i = 0; i < n; ++i) bytes += pkts[i]->pkt_len;
+  uint16_t sent = 0;
+  for (int attempt = 0; sent < n; ++attempt) {
+    if (attempt > 0) {
+      if (attempt > tx_retries) break;
+      counters_->inc(Counter::tx_retries);
+    }
+    sent += rte_eth_tx_burst(port_id_, queue_id_, pkts + sent, uint16_t(n - sent));
+  }
+  for (uint16_t i = sent; i < n; ++i) bytes -= pkts[i]->pkt_len;
+  counters_->inc(Counter::tx_packets, sent);
+  counters_->inc(Counter::tx_bytes, bytes);
+  if (sent < n) {
+    counters_->inc(Counter::tx_dropped_queue_full, n - sent);
+    rte_pktmbuf_free_bulk(pkts + sent, n - sent);
+  }
+}
+
+size_t PortQueue::pending() const {
+  return tx_len_ + (rx_fault_ ? rx_fault_->held() : 0) + (tx_fault_ ? tx_fault_->held() : 0);
+}
+
+uint64_t PortQueue::next_due_ns() const {
+  uint64_t t = UINT64_MAX;
+  if (rx_fault_) t = std::min(t, rx_fault_->next_due_ns());
+  if (tx_fault_) t = std::min(t, tx_fault_->next_due_ns());
+  return t;
+}
+
+void PortQueue::discard() {
+  if (tx_len_) rte_pktmbuf_free_bulk(tx_buf_.data(), tx_len_);
+  tx_len_ = 0;
+  rx_fault_.reset();
+  tx_fault_.reset();
+}
+
+}  // namespace keel::drivers

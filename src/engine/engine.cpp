@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#include "engine/engine.hpp"
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+
+namespace keel::engine {
+
+namespace {
+Unexpected<std::string> error(std::string msg) { return Unexpected<std::string>{std::move(msg)}; }
+}  // namespace
+
+Result<std::unique_ptr<Engine>, std::string> Engine::create(const EngineConfig& cfg) {
+  if (cfg.ports.empty()) return error("no port configured");
+  if (cfg.instances == 0) return error("instances must be at least 1");
+  std::unique_ptr<Engine> e(new Engine);
+  e->cfg_ = cfg;
+  static std::atomic<unsigned> serial{0};
+  std::string pool_name = "keel_pool_" + std::to_string(serial++);
+  e->pool_ = rte_pktmbuf_pool_create(pool_name.c_str(), cfg.pool_mbufs, 256, 0,
+                                     RTE_MBUF_DEFAULT_BUF_SIZE, int(rte_socket_id()));
+  if (e->pool_ == nullptr)
+    return error("mbuf pool of " + std::to_string(cfg.pool_mbufs) +
+                 " mbufs: " + rte_strerror(rte_errno) + " (more memory: -m or hugepages)");
+
+  for (const auto& spec : cfg.ports) {
+    if (spec.l3.addrs.empty()) return error("port " + spec.device + ": no address");
+    auto id = drivers::Port::find(spec.device);
+    if (!id) return error(id.error());
+    drivers::PortConfig pc;
+    pc.queues = cfg.instances;
+    pc.mtu = spec.mtu;
+    pc.use_offloads = spec.use_offloads;
+    pc.mac = spec.mac;
+    auto port = drivers::Port::start(*id, pc, e->pool_);
+    if (!port) return error(port.error());
+    e->ports_.push_back(*port);
+  }
+
+  for (uint16_t i = 0; i < cfg.instances; ++i) {
+    InstanceConfig ic = cfg.instance;
+    ic.id = i;
+    auto inst = std::make_unique<Instance>(ic, now_ns());
+    for (size_t p = 0; p < e->ports_.size(); ++p) {
+      Interface& ifc = inst->add_interface(e->ports_[p], i, cfg.ports[p].l3, e->pool_);
+      ifc.queue.set_faults(&cfg.ports[p].rx_faults, &cfg.ports[p].tx_faults);
+    }
+    e->instances_.push_back(std::move(inst));
+  }
+  return e;
+}
+
+Engine::~Engine() {
+  stop();
+  instances_.clear();  // frees every held frame before the pool goes
+  for (auto& p : ports_) {
+    p.stop();
+    (void)rte_eth_dev_close(p.id());
+  }
+  ports_.clear();
+  rte_mempool_free(pool_);
+}
+
+int Engine::lcore_main(void* arg) {
+  auto* pair = static_cast<std::pair<Engine*, Instance*>*>(arg);
+  pair->first->run_instance(*pair->second);
+  delete pair;
+  return 0;
+}
+
+void Engine::run_instance(Instance& inst) {
+  IdlePolicy idle(cfg_.idle);
+  uint64_t now = now_ns();
+  inst.start(now);
+  idle.on_work(now);
+  while (!stop_.load(std::memory_order_relaxed)) {
+    now = now_ns();
+    if (inst.poll(now) != 0) idle.on_work(now);
+    else idle.on_idle(now, inst.next_wakeup_ns());
+  }
+  inst.flush(now_ns());
+}
+
+Result<void, std::string> Engine::launch() {
+  if (running_) return error("already running");
+  stop_ = false;
+  // The next worker lcore that is not running something already (another engine's loop).
+  auto next_free = [](unsigned from) {
+    unsigned l = rte_get_next_lcore(from, 1, 0);
+    while (l < RTE_MAX_LCORE && rte_eal_get_lcore_state(l) != WAIT) l = rte_get_next_lcore(l, 1, 0);
+    return l;
+  };
+  unsigned lcore = next_free(unsigned(-1));
+  for (auto& inst : instances_) {
+    auto* arg = new std::pair<Engine*, Instance*>(this, inst.get());
+    if (lcore < RTE_MAX_LCORE) {
+      if (int rc = rte_eal_remote_launch(&Engine::lcore_main, arg, lcore); rc != 0) {
+        delete arg;
+        stop();
+        return error("cannot launch instance on lcore " + std::to_string(lcore));
+      }
+      lcores_.push_back(lcore);
+      lcore = next_free(lcore);
+    } else {
+      // No worker lcore left: a registered non-EAL thread runs the loop.
+      threads_.emplace_back([arg] {
+        rte_thread_register();
+        lcore_main(arg);
+        rte_thread_unregister();
+      });
+    }
+  }
+  running_ = true;
+  return {};
+}
+
+void Engine::stop() {
+  stop_ = true;
+  for (unsigned l : lcores_) rte_eal_wait_lcore(l);
+  lcores_.clear();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  running_ = false;
+}
+
+}  // namespace keel::engine

@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#pragma once
+/// @file
+/// The engine: ports, the mbuf pool and one Instance per lcore, each running its
+/// poll loop. Instance i owns queue i of every port. Instances run on EAL worker
+/// lcores; with no worker lcore (e.g. `-l 0`) one instance runs on a registered
+/// non-EAL thread so the main thread stays free for the caller (keel-pmd's CLI).
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <keel/result.hpp>
+
+#include "drivers/fault_injector.hpp"
+#include "drivers/port.hpp"
+#include "engine/idle_policy.hpp"
+#include "engine/instance.hpp"
+
+struct rte_mempool;
+
+namespace keel::engine {
+
+struct PortSpec {
+  std::string device;          ///< ethdev name ("net_tap0") or index ("0")
+  InterfaceConfig l3;
+  drivers::FaultConfig rx_faults, tx_faults;
+  uint16_t mtu = 1500;
+  bool use_offloads = true;
+  net::MacAddr mac;            ///< zero: the port's own
+};
+
+struct EngineConfig {
+  std::vector<PortSpec> ports;
+  uint16_t instances = 1;
+  uint32_t pool_mbufs = 16383;   ///< per engine (one pool, shared by its instances)
+  IdleConfig idle;
+  InstanceConfig instance;       ///< template; id is set per instance
+};
+
+class Engine {
+ public:
+  /// Starts ports and builds instances (EAL must be initialised).
+  static Result<std::unique_ptr<Engine>, std::string> create(const EngineConfig& cfg);
+  ~Engine();
+
+  /// Launches every instance's loop (returns at once).
+  Result<void, std::string> launch();
+  /// Asks the loops to finish and waits for them. Ports stop and close when
+  /// the engine is destroyed.
+  void stop();
+  bool running() const { return running_.load(); }
+
+  std::vector<std::unique_ptr<Instance>>& instances() { return instances_; }
+  std::vector<drivers::Port>& ports() { return ports_; }
+  rte_mempool* pool() const { return pool_; }
+
+ private:
+  Engine() = default;
+  static int lcore_main(void* arg);
+  void run_instance(Instance& inst);
+
+  EngineConfig cfg_;
+  rte_mempool* pool_ = nullptr;
+  std::vector<drivers::Port> ports_;
+  std::vector<std::unique_ptr<Instance>> instances_;
+  std::vector<unsigned> lcores_;   // worker lcore per instance (or none: thread)
+  std::vector<std::thread> threads_;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace keel::engine

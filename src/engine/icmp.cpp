@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// ICMP (RFC 792): echo reply, echo for ping, and errors handed to the
+// transport that sent the quoted datagram.
+#include <rte_mbuf.h>
+
+#include "engine/instance.hpp"
+#include "engine/mbuf_util.hpp"
+#include "net/checksum.hpp"
+#include "net/wire.hpp"
+
+namespace keel::engine {
+
+using net::Ipv4Addr;
+
+void Instance::icmp_input(rte_mbuf* m, const Ipv4Meta& ip, uint64_t now_ns) {
+  counters_.inc(Counter::icmp_in);
+  auto drop = [&](Counter c) {
+    counters_.inc(c);
+    rte_pktmbuf_free(m);
+  };
+  if (m->pkt_len < net::icmp_header_len || !make_contiguous(m, net::icmp_header_len))
+    return drop(Counter::icmp_truncated);
+  if (net::inet_checksum(m, 0, m->pkt_len) != 0) return drop(Counter::icmp_bad_checksum);
+  uint8_t* h = rte_pktmbuf_mtod(m, uint8_t*);
+  switch (h[net::icmp_field::type]) {
+    case net::icmp_echo_request: {
+      counters_.inc(Counter::icmp_echo_requests);
+      // COMPAT(linux): like icmp_echo_ignore_broadcasts=1, answer only unicast.
+      if (!ifaces_[ip.iface]->owns(ip.dst)) {
+        rte_pktmbuf_free(m);
+        return;
+      }
+      // Reply in place (zero copy): same id, seq and data, type 0, new checksum.
+      h[net::icmp_field::type] = net::icmp_echo_reply;
+      h[net::icmp_field::code] = 0;
+      net::store_be16(h + net::icmp_field::checksum, 0);
+      net::store_be16(h + net::icmp_field::checksum, net::inet_checksum(m, 0, m->pkt_len));
+      m->ol_flags = 0;
+      IpSend p;
+      p.dst = ip.src;
+      p.src = ip.dst;
+      p.protocol = net::ipproto_icmp;
+      p.tos = ip.tos;
+      p.dont_fragment = false;  // a large request came fragmented; so may the reply
+      if (ip_output(m, p, now_ns)) counters_.inc(Counter::icmp_echo_replies_out);
+      return;
+    }
+    case net::icmp_echo_reply: {
+      counters_.inc(Counter::icmp_echo_replies_in);
+      if (echo_hook_) {
+        EchoReply r;
+        r.from = ip.src;
+        r.id = net::load_be16(h + net::icmp_field::id);
+        r.seq = net::load_be16(h + net::icmp_field::seq);
+        r.bytes = m->pkt_len - net::icmp_header_len;
+        r.now_ns = now_ns;
+        echo_hook_(r);
+      }
+      rte_pktmbuf_free(m);
+      return;
+    }
+    case net::icmp_dest_unreachable:
+    case net::icmp_time_exceeded:
+    case net::icmp_parameter_problem: {
+      counters_.inc(Counter::icmp_errors_in);
+      // The quoted datagram: its IP header plus at least 8 bytes of L4 header.
+      uint8_t quote[net::icmp_header_len + 60 + 8];
+      uint32_t len = std::min<uint32_t>(m->pkt_len, sizeof quote);
+      const auto* msg = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, len, quote));
+      icmp_error_input(msg, len, ip, now_ns);
+      rte_pktmbuf_free(m);
+      return;
+    }
+    default:
+      return drop(Counter::icmp_unknown_type);
+  }
+}
+
+void Instance::icmp_error_input(const uint8_t* msg, size_t len, const Ipv4Meta& ip,
+                                uint64_t now_ns) {
+  const uint8_t* q = msg + net::icmp_header_len;
+  size_t qlen = len - net::icmp_header_len;
+  if (qlen < net::ipv4_min_header_len || (q[0] >> 4) != 4) {
+    counters_.inc(Counter::icmp_errors_bad_quote);
+    return;
+  }
+  size_t ihl = size_t(q[0] & 0xf) * 4;
+  if (ihl < net::ipv4_min_header_len || qlen < ihl + 8) {
+    counters_.inc(Counter::icmp_errors_bad_quote);
+    return;
+  }
+  IcmpError err;
+  err.type = msg[net::icmp_field::type];
+  err.code = msg[net::icmp_field::code];
+  if (err.type == net::icmp_dest_unreachable && err.code == net::icmp_code_frag_needed)
+    err.next_hop_mtu = net::load_be16(msg + net::icmp_field::mtu);
+  err.reporter = ip.src;
+  err.orig_src = Ipv4Addr{net::load_be32(q + net::ipv4_field::src)};
+  err.orig_dst = Ipv4Addr{net::load_be32(q + net::ipv4_field::dst)};
+  err.protocol = q[net::ipv4_field::protocol];
+  err.quoted_l4 = q + ihl;
+  err.quoted_l4_len = qlen - ihl;
+  // Only errors about datagrams we sent matter (RFC 5927 checks continue in the transport).
+  bool ours = false;
+  for (auto& ifc : ifaces_) ours = ours || ifc->owns(err.orig_src);
+  if (!ours) {
+    counters_.inc(Counter::icmp_errors_bad_quote);
+    return;
+  }
+  if (L4Handler* h = l4_[err.protocol]) h->on_icmp_error(*this, err, now_ns);
+}
+
+Result<void> Instance::send_echo_request(Ipv4Addr dst, uint16_t id, uint16_t seq,
+                                         size_t payload_len, uint64_t now_ns) {
+  auto rt = route(dst);
+  if (!rt) {
+    counters_.inc(Counter::ip_no_route);
+    return fail(Errc::unreachable);
+  }
+  size_t len = net::icmp_header_len + payload_len;
+  if (len + net::ipv4_min_header_len > 65535) return fail(Errc::invalid_argument);
+  rte_mbuf* m = alloc_chain(rt->iface->pool, uint32_t(len));
+  if (m == nullptr) {
+    counters_.inc(Counter::mbuf_alloc_failed);
+    return fail(Errc::no_memory);
+  }
+  // Payload byte i = i mod 256, across however many segments it takes.
+  size_t i = 0;
+  for (rte_mbuf* s = m; s != nullptr; s = s->next) {
+    uint8_t* d = rte_pktmbuf_mtod(s, uint8_t*);
+    for (uint16_t k = 0; k < s->data_len; ++k, ++i)
+      d[k] = i < net::icmp_header_len ? 0 : uint8_t(i - net::icmp_header_len);
+  }
+  uint8_t* h = rte_pktmbuf_mtod(m, uint8_t*);
+  h[net::icmp_field::type] = net::icmp_echo_request;
+  net::store_be16(h + net::icmp_field::id, id);
+  net::store_be16(h + net::icmp_field::seq, seq);
+  net::store_be16(h + net::icmp_field::checksum, net::inet_checksum(m, 0, len));
+  IpSend p;
+  p.dst = dst;
+  p.protocol = net::ipproto_icmp;
+  p.dont_fragment = false;
+  counters_.inc(Counter::icmp_echo_requests_out);
+  return ip_output(m, p, now_ns);
+}
+
+}  // namespace keel::engine

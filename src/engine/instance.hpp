@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#pragma once
+/// @file
+/// A stack instance: everything one lcore owns. It polls its queue on every
+/// port, runs each frame to completion (Ethernet -> ARP | IPv4 -> ICMP | L4
+/// handler), fires its timers, and flushes its TX buffers, in one poll() call.
+/// Nothing in here is shared with another instance; other threads talk to it
+/// only through post() (an rte_ring of closures run on the instance's lcore).
+///
+/// Protocols above IPv4 plug in as L4Handler objects (TCP and UDP do, in later
+/// layers); they receive datagrams with the IP header stripped and send through
+/// ip_output().
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <keel/result.hpp>
+
+#include "engine/counters.hpp"
+#include "engine/interface.hpp"
+#include "engine/timer_wheel.hpp"
+#include "net/addresses.hpp"
+#include "net/arp_cache.hpp"
+#include "net/ipv4_reassembly.hpp"
+
+struct rte_mbuf;
+struct rte_ring;
+
+namespace keel::engine {
+
+class Instance;
+
+/// The IPv4 facts an L4 handler needs about a received datagram.
+struct Ipv4Meta {
+  net::Ipv4Addr src, dst;
+  uint8_t protocol = 0;
+  uint8_t ttl = 0;
+  uint8_t tos = 0;
+  uint16_t iface = 0;     ///< index of the receiving interface
+  bool l4_cksum_good = false;  ///< the port verified the L4 checksum
+};
+
+/// An ICMP error, decoded for the transport layer that sent the offending datagram.
+struct IcmpError {
+  uint8_t type = 0, code = 0;
+  uint16_t next_hop_mtu = 0;  ///< for fragmentation-needed (0 if the router gave none)
+  net::Ipv4Addr reporter;     ///< who sent the ICMP message
+  net::Ipv4Addr orig_src, orig_dst;  ///< the quoted datagram's addresses
+  uint8_t protocol = 0;
+  const uint8_t* quoted_l4 = nullptr;  ///< at least 8 bytes of the quoted L4 header
+  size_t quoted_l4_len = 0;
+};
+
+/// A transport protocol served by the instance.
+class L4Handler {
+ public:
+  virtual ~L4Handler() = default;
+  /// Takes ownership of `m`, whose data starts at the L4 header.
+  virtual void on_datagram(Instance& inst, rte_mbuf* m, const Ipv4Meta& ip, uint64_t now_ns) = 0;
+  /// An ICMP error quoting a datagram of this protocol.
+  virtual void on_icmp_error(Instance& inst, const IcmpError& err, uint64_t now_ns) {
+    (void)inst, (void)err, (void)now_ns;
+  }
+};
+
+/// How ip_output fills the transport checksum.
+enum class L4Checksum : uint8_t {
+  none,  ///< the caller filled it (ICMP) or there is none
+  tcp,   ///< the TCP checksum field at offset 16: offloaded or computed here
+  udp,   ///< the UDP checksum field at offset 6
+};
+
+struct IpSend {
+  net::Ipv4Addr dst;
+  net::Ipv4Addr src;          ///< any(): the route's source address
+  uint8_t protocol = 0;
+  uint8_t ttl = 0;            ///< 0: the instance default
+  uint8_t tos = 0;
+  bool dont_fragment = true;  ///< false: fragment if larger than the MTU
+  L4Checksum l4 = L4Checksum::none;
+};
+
+struct InstanceConfig {
+  uint16_t id = 0;
+  uint8_t default_ttl = 64;
+  net::ArpConfig arp;
+  net::ReassemblyConfig reassembly;
+};
+
+/// A received ICMP echo reply, for ping.
+struct EchoReply {
+  net::Ipv4Addr from;
+  uint16_t id = 0, seq = 0;
+  size_t bytes = 0;  ///< ICMP payload length
+  uint64_t now_ns = 0;
+};
+
+struct Route {
+  Interface* iface = nullptr;
+  net::Ipv4Addr next_hop;
+  net::Ipv4Addr src;
+};
+
+class Instance {
+ public:
+  static constexpr uint16_t rx_burst = 32;
+
+  Instance(const InstanceConfig& cfg, uint64_t now_ns);
+  ~Instance();
+  Instance(const Instance&) = delete;
+  Instance& operator=(const Instance&) = delete;
+
+  /// Adds this instance's queue on `port`. Before start().
+  Interface& add_interface(const drivers::Port& port, uint16_t queue_id,
+                           const InterfaceConfig& l3, rte_mempool* pool);
+  /// Announces our addresses (gratuitous ARP). Call on the owning lcore.
+  void start(uint64_t now_ns);
+  /// One loop iteration. Returns the number of frames and control messages
+  /// handled (0 means idle).
+  unsigned poll(uint64_t now_ns);
+  /// Runs one received frame through the stack (the data path of poll(); the
+  /// fuzz target and tests call it directly). Takes ownership.
+  void input(rte_mbuf* m, Interface& ifc, uint64_t now_ns);
+  /// Transmits what is buffered on every interface.
+  void flush(uint64_t now_ns);
+
+  // ----- for L4 handlers -----
+  void register_protocol(uint8_t protocol, L4Handler* h) { l4_[protocol] = h; }
+  /// Sends `m` (data at the L4 header, headroom for IPv4 + Ethernet) to
+  /// `p.dst`. Takes ownership in every case; an error says why it was dropped.
+  Result<void> ip_output(rte_mbuf* m, const IpSend& p, uint64_t now_ns);
+  std::optional<Route> route(net::Ipv4Addr dst);
+
+  // ----- ICMP echo (ping) -----
+  Result<void> send_echo_request(net::Ipv4Addr dst, uint16_t id, uint16_t seq,
+                                 size_t payload_len, uint64_t now_ns);
+  void set_echo_reply_hook(std::function<void(const EchoReply&)> hook) {
+    echo_hook_ = std::move(hook);
+  }
+
+  // ----- control from other threads -----
+  /// Queues `fn` to run on this instance's lcore during a later poll().
+  /// Safe from any thread; false if the control ring is full.
+  bool post(std::function<void(Instance&)> fn);
+
+  uint16_t id() const { return cfg_.id; }
+  const InstanceConfig& config() const { return cfg_; }
+  Counters& counters() { return counters_; }
+  const Counters& counters() const { return counters_; }
+  TimerWheel& timers() { return timers_; }
+  std::vector<std::unique_ptr<Interface>>& interfaces() { return ifaces_; }
+  net::Ipv4Reassembler& reassembler() { return reass_; }
+  /// When the loop must run again even with no traffic: the next timer or
+  /// the next frame a fault injector delays (UINT64_MAX: nothing pending).
+  uint64_t next_wakeup_ns() const;
+  /// Frames held anywhere in the instance (ARP queues, reassembly, TX buffers).
+  size_t held_frames() const;
+
+  // ----- ARP (engine/arp.cpp) -----
+  void arp_input(rte_mbuf* m, Interface& ifc, uint64_t now_ns);
+  /// Sends a frame whose data starts at the IPv4 header to `next_hop`,
+  /// resolving its MAC first if needed. Takes ownership.
+  void resolve_and_send(Interface& ifc, net::Ipv4Addr next_hop, rte_mbuf* m, uint64_t now_ns);
+  void send_arp_request(Interface& ifc, net::Ipv4Addr target, net::MacAddr dst_mac,
+                        uint64_t now_ns);
+  static void arp_timer_fired(Timer& t, void* ctx, uint64_t now_ns);
+
+ private:
+  void ip_input(rte_mbuf* m, Interface& ifc, uint64_t now_ns);
+  void ip_deliver(rte_mbuf* m, Interface& ifc, uint64_t now_ns);
+  void icmp_input(rte_mbuf* m, const Ipv4Meta& ip, uint64_t now_ns);
+  void icmp_error_input(const uint8_t* msg, size_t len, const Ipv4Meta& ip, uint64_t now_ns);
+  Result<void> fragment_and_send(rte_mbuf* m, Interface& ifc, net::Ipv4Addr next_hop,
+                                 uint64_t now_ns);
+  void send_ether(Interface& ifc, rte_mbuf* m, net::MacAddr dst, uint16_t ethertype,
+                  uint64_t now_ns);
+  void run_control();
+  static void reassembly_tick(Timer& t, void* ctx, uint64_t now_ns);
+
+  InstanceConfig cfg_;
+  Counters counters_;
+  TimerWheel timers_;
+  net::Ipv4Reassembler reass_;
+  Timer reass_timer_;
+  std::vector<std::unique_ptr<Interface>> ifaces_;
+  L4Handler* l4_[256] = {};
+  uint16_t ip_id_ = 0;
+  rte_ring* control_ = nullptr;
+  std::function<void(const EchoReply&)> echo_hook_;
+};
+
+/// Nanoseconds on the TSC clock (monotonic, cheap: no system call).
+uint64_t now_ns();
+
+}  // namespace keel::engine

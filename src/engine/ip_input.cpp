@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// IPv4 input: validate, reassemble, deliver to ICMP or an L4 handler.
+#include <rte_mbuf.h>
+
+#include "engine/instance.hpp"
+#include "engine/mbuf_util.hpp"
+#include "net/wire.hpp"
+
+namespace keel::engine {
+
+using net::Ipv4Error;
+using net::Ipv4View;
+
+void Instance::ip_input(rte_mbuf* m, Interface& ifc, uint64_t now_ns) {
+  counters_.inc(Counter::ip_in);
+  auto drop = [&](Counter c) {
+    counters_.inc(c);
+    rte_pktmbuf_free(m);
+  };
+  // The header must be contiguous for the view; real ports put it in the first segment.
+  if (!make_contiguous(m, std::min<uint32_t>(m->pkt_len, 60))) return drop(Counter::ip_truncated);
+  Ipv4Error err{};
+  auto ip = Ipv4View::parse(rte_pktmbuf_mtod(m, uint8_t*), m->data_len, m->pkt_len, err);
+  if (!ip) {
+    switch (err) {
+      case Ipv4Error::truncated: return drop(Counter::ip_truncated);
+      case Ipv4Error::bad_version: return drop(Counter::ip_bad_version);
+      case Ipv4Error::bad_ihl: return drop(Counter::ip_bad_ihl);
+      case Ipv4Error::bad_total_length: return drop(Counter::ip_bad_total_length);
+    }
+    return drop(Counter::ip_truncated);
+  }
+  uint64_t cks = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
+  if (cks == RTE_MBUF_F_RX_IP_CKSUM_BAD ||
+      (cks != RTE_MBUF_F_RX_IP_CKSUM_GOOD && !ip->checksum_ok()))
+    return drop(Counter::ip_bad_checksum);
+  // Ethernet pads short frames; the datagram ends at its total length.
+  trim_to(m, ip->total_len());
+
+  net::Ipv4Addr src = ip->src();
+  if (src.is_broadcast() || src.is_multicast() || src.is_loopback())
+    return drop(Counter::ip_bad_source);  // RFC 1122 3.2.1.3: not a valid source
+  if (!ifc.accepts(ip->dst())) return drop(Counter::ip_not_for_us);
+
+  if (ip->is_fragment()) {
+    m = reass_.insert(m, now_ns);  // counts ip_frag_in and the outcome
+    if (m == nullptr) return;
+  }
+  ip_deliver(m, ifc, now_ns);
+}
+
+void Instance::ip_deliver(rte_mbuf* m, Interface& ifc, uint64_t now_ns) {
+  const uint8_t* h = rte_pktmbuf_mtod(m, const uint8_t*);
+  Ipv4Meta meta;
+  meta.src = net::Ipv4Addr{net::load_be32(h + net::ipv4_field::src)};
+  meta.dst = net::Ipv4Addr{net::load_be32(h + net::ipv4_field::dst)};
+  meta.protocol = h[net::ipv4_field::protocol];
+  meta.ttl = h[net::ipv4_field::ttl];
+  meta.tos = h[net::ipv4_field::tos];
+  meta.iface = ifc.index;
+  meta.l4_cksum_good = (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_GOOD &&
+                       m->nb_segs == 1;  // a reassembled datagram was not verified whole
+  size_t ihl = size_t(h[net::ipv4_field::ver_ihl] & 0xf) * 4;
+  rte_pktmbuf_adj(m, uint16_t(ihl));
+  if (meta.protocol == net::ipproto_icmp) return icmp_input(m, meta, now_ns);
+  if (L4Handler* handler = l4_[meta.protocol]) return handler->on_datagram(*this, m, meta, now_ns);
+  counters_.inc(Counter::ip_unknown_protocol);
+  rte_pktmbuf_free(m);
+}
+
+}  // namespace keel::engine

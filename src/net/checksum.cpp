@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#include "net/checksum.hpp"
+
+#include <rte_ip.h>
+#include <rte_mbuf.h>
+
+#include "net/byte_order.hpp"
+#include "net/wire.hpp"
+
+namespace keel::net {
+
+namespace {
+uint16_t fold(uint32_t sum) {
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return uint16_t(sum);
+}
+
+// rte_raw_cksum sums in host order over native 16-bit words; the result is the
+// network-order checksum when stored back natively. We return values in host
+// order to be stored with store_be16, so convert at the end.
+uint16_t to_field(uint16_t native_sum) { return __builtin_bswap16(uint16_t(~native_sum)); }
+
+uint32_t pseudo_native(const uint8_t* ip, size_t l4_len) {
+  // src, dst, zero+protocol, length: summed as native 16-bit words like rte_raw_cksum.
+  uint32_t sum = rte_raw_cksum(ip + ipv4_field::src, 8);
+  uint8_t tail[4] = {0, ip[ipv4_field::protocol], 0, 0};
+  store_be16(tail + 2, uint16_t(l4_len));
+  sum += rte_raw_cksum(tail, 4);
+  return sum;
+}
+}  // namespace
+
+uint16_t inet_checksum(const uint8_t* p, size_t len) { return to_field(rte_raw_cksum(p, len)); }
+
+uint16_t inet_checksum(const rte_mbuf* m, size_t off, size_t len) {
+  uint16_t sum = 0;
+  if (rte_raw_cksum_mbuf(m, uint32_t(off), uint32_t(len), &sum) != 0) return 0xffff;
+  return to_field(sum);
+}
+
+uint16_t ipv4_l4_checksum(const uint8_t* ip, const rte_mbuf* m, size_t l4_off, size_t l4_len) {
+  uint16_t body = 0;
+  if (rte_raw_cksum_mbuf(m, uint32_t(l4_off), uint32_t(l4_len), &body) != 0) return 0xffff;
+  return to_field(fold(pseudo_native(ip, l4_len) + body));
+}
+
+uint16_t ipv4_pseudo_header_sum(const uint8_t* ip, size_t l4_len) {
+  return __builtin_bswap16(fold(pseudo_native(ip, l4_len)));
+}
+
+}  // namespace keel::net

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#include "cli.hpp"
+
+#include <rte_ethdev.h>
+
+#include <charconv>
+#include <condition_variable>
+#include <cstdio>
+#include <iomanip>
+#include <mutex>
+#include <sstream>
+#include <vector>
+
+#include "ping.hpp"
+
+namespace keel::pmd {
+
+namespace {
+std::vector<std::string> words(const std::string& line) {
+  std::istringstream in(line);
+  std::vector<std::string> w;
+  for (std::string s; in >> s;) w.push_back(s);
+  return w;
+}
+
+bool parse_count(const std::string& s, unsigned& out, unsigned max) {
+  unsigned v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || p != s.data() + s.size() || v == 0 || v > max) return false;
+  out = v;
+  return true;
+}
+
+const char* help_text =
+    "commands:\n"
+    "  help                         this list\n"
+    "  show port                    ports: driver, MAC, MTU, link, offloads, queues\n"
+    "  show stats [all]             counters per instance (non-zero unless 'all') and per port\n"
+    "  show arp                     neighbour tables\n"
+    "  ping ADDR [COUNT [INTERVAL_MS [SIZE]]]  ICMP echo from instance 0 (default 4, 1000 ms, 56)\n"
+    "  quit                         stop the ports and exit\n";
+}  // namespace
+
+bool run_on(engine::Instance& inst, const std::function<void(engine::Instance&)>& fn,
+            unsigned timeout_ms) {
+  struct Done {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+  };
+  auto d = std::make_shared<Done>();
+  if (!inst.post([d, fn](engine::Instance& i) {
+        fn(i);
+        std::lock_guard lk(d->mu);
+        d->done = true;
+        d->cv.notify_all();
+      }))
+    return false;
+  std::unique_lock lk(d->mu);
+  return d->cv.wait_for(lk, std::chrono::milliseconds(timeout_ms), [&] { return d->done; });
+}
+
+bool Cli::execute(const std::string& line, std::ostream& out) {
+  auto w = words(line);
+  if (w.empty() || w[0][0] == '#') return true;
+  const std::string& cmd = w[0];
+  if (cmd == "quit" || cmd == "exit") return false;
+  if (cmd == "help") {
+    out << help_text;
+  } else if (cmd == "show" && w.size() >= 2 && w[1] == "port" && w.size() == 2) {
+    show_port(out);
+  } else if (cmd == "show" && w.size() >= 2 && w[1] == "stats" &&
+             (w.size() == 2 || (w.size() == 3 && w[2] == "all"))) {
+    show_stats(out, w.size() == 3);
+  } else if (cmd == "show" && w.size() == 2 && w[1] == "arp") {
+    show_arp(out);
+  } else if (cmd == "show") {
+    out << "error: usage: show port|stats [all]|arp\n";
+  } else if (cmd == "ping") {
+    unsigned count = 4, interval = 1000, size = 56;
+    auto dst = w.size() >= 2 ? net::Ipv4Addr::parse(w[1]) : std::nullopt;
+    if (!dst) {
+      out << "error: usage: ping ADDR [COUNT [INTERVAL_MS [SIZE]]]\n";
+    } else if ((w.size() >= 3 && !parse_count(w[2], count, 100000)) ||
+               (w.size() >= 4 && !parse_count(w[3], interval, 60000)) ||
+               (w.size() >= 5 && !parse_count(w[4], size, 65000)) || w.size() > 5) {
+      out << "error: ping: bad COUNT (1..100000), INTERVAL_MS (1..60000) or SIZE (1..65000)\n";
+    } else {
+      ping(*engine_.instances().front(), *dst, count, interval, size, out);
+    }
+  } else {
+    out << "error: unknown command '" << cmd << "' (try help)\n";
+  }
+  out << std::flush;
+  return true;
+}
+
+void Cli::show_port(std::ostream& out) {
+  for (auto& p : engine_.ports()) {
+    const auto& c = p.caps();
+    out << "port " << p.id() << " " << p.name() << " (" << p.driver() << ")\n"
+        << "  mac " << p.mac().to_string() << "  mtu " << p.mtu() << "  queues " << p.queues()
+        << "\n  link " << p.link_status() << "\n  offloads:" << (c.rx_ipv4_cksum ? " rx-ipv4-cksum" : "")
+        << (c.rx_l4_cksum ? " rx-l4-cksum" : "") << (c.tx_ipv4_cksum ? " tx-ipv4-cksum" : "")
+        << (c.tx_tcp_cksum ? " tx-tcp-cksum" : "") << (c.tx_udp_cksum ? " tx-udp-cksum" : "")
+        << (c.tx_tso ? " tso" : "") << (c.tx_multi_seg ? " multi-seg" : "")
+        << (c.rss ? " rss" : "") << "\n";
+  }
+  for (auto& inst : engine_.instances())
+    for (auto& ifc : inst->interfaces()) {
+      out << "  instance " << inst->id() << " queue " << ifc->queue.queue_id() << " addrs";
+      for (auto& a : ifc->l3.addrs) out << " " << a.to_string();
+      if (!ifc->l3.gateway.is_any()) out << " gw " << ifc->l3.gateway.to_string();
+      out << "\n";
+      break;
+    }
+}
+
+void Cli::show_stats(std::ostream& out, bool all) {
+  for (auto& inst : engine_.instances()) {
+    out << "instance " << inst->id() << ":\n";
+    for (size_t i = 0; i < engine::counter_count; ++i) {
+      auto c = engine::Counter(i);
+      uint64_t v = inst->counters().get(c);
+      if (v == 0 && !all) continue;
+      out << "  " << std::left << std::setw(28) << engine::counter_name(c) << std::right
+          << std::setw(14) << v << "\n";
+    }
+  }
+  for (auto& p : engine_.ports()) {
+    rte_eth_stats s{};
+    if (rte_eth_stats_get(p.id(), &s) != 0) continue;
+    out << "port " << p.id() << ": rx " << s.ipackets << " pkts " << s.ibytes << " bytes, tx "
+        << s.opackets << " pkts " << s.obytes << " bytes, rx-missed " << s.imissed
+        << ", rx-errors " << s.ierrors << ", tx-errors " << s.oerrors << ", rx-nombuf "
+        << s.rx_nombuf << "\n";
+  }
+}
+
+void Cli::show_arp(std::ostream& out) {
+  for (auto& inst : engine_.instances()) {
+    // Shared: if the instance answers late, the closure still has somewhere to write.
+    auto text = std::make_shared<std::string>();
+    bool ok = run_on(*inst, [text](engine::Instance& i) {
+      std::ostringstream o;
+      for (auto& ifc : i.interfaces()) {
+        ifc->arp.for_each([&](net::ArpEntry& e) {
+          const char* st = e.state == net::ArpEntry::State::reachable ? "reachable"
+                           : e.state == net::ArpEntry::State::stale   ? "stale"
+                                                                      : "incomplete";
+          o << "  " << std::left << std::setw(16) << e.ip.to_string() << std::setw(19)
+            << (e.state == net::ArpEntry::State::incomplete ? "-" : e.mac.to_string())
+            << std::setw(11) << st << " port " << ifc->queue.port_id() << " waiting "
+            << e.pending.size() << "\n";
+        });
+      }
+      *text = o.str();
+    });
+    out << "instance " << inst->id() << ":\n" << (ok ? *text : "  (instance not responding)\n");
+  }
+}
+
+}  // namespace keel::pmd

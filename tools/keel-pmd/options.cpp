@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#include "options.hpp"
+
+#include <charconv>
+
+namespace keel::pmd {
+
+namespace {
+Unexpected<std::string> bad(const std::string& opt, const std::string& why) {
+  return Unexpected<std::string>{"option " + opt + ": " + why};
+}
+
+template <class T>
+bool parse_uint(const std::string& s, T& out, unsigned long long max) {
+  unsigned long long v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || p != s.data() + s.size() || v > max || s.empty()) return false;
+  out = T(v);
+  return true;
+}
+}  // namespace
+
+std::string usage() {
+  return R"(usage: keel-pmd [EAL options] -- [options]
+  --port DEV          ethdev to use (name like net_tap0, or index; default 0)
+  --addr A.B.C.D/N    address of the port (repeat for more addresses)
+  --gw A.B.C.D        default gateway
+  --mtu N             port MTU (default 1500)
+  --instances N       stack instances, one per lcore (default 1)
+  --busy-poll         never back off when idle (lowest latency, 100% CPU)
+  --no-offload        do every checksum in software
+  --rx-faults SPEC    fault injection on receive, e.g. drop=5%,reorder=25%,delay=40ms
+  --tx-faults SPEC    fault injection on transmit (same syntax)
+  --cmd "COMMAND"     run a command (repeatable); then exit unless -i
+  -i                  interactive prompt on stdin (keel> )
+  --loopback          two stacks joined by net_ring in this process; no NIC needed
+  --pings N           pings the loopback demo sends (default 200)
+  -h, --help          this text
+)";
+}
+
+Result<Options, std::string> parse_options(const std::vector<std::string>& args) {
+  Options o;
+  engine::PortSpec port;
+  port.device = "0";
+  bool have_port_opt = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](std::string& out) -> bool {
+      if (i + 1 >= args.size()) return false;
+      out = args[++i];
+      return true;
+    };
+    std::string v;
+    if (a == "--port") {
+      if (!value(v)) return bad(a, "needs a device name or index");
+      port.device = v;
+      have_port_opt = true;
+    } else if (a == "--addr") {
+      if (!value(v)) return bad(a, "needs A.B.C.D/N");
+      auto c = net::Ipv4Cidr::parse(v);
+      if (!c || c->addr.is_any() || c->addr.is_multicast() || c->addr.is_broadcast())
+        return bad(a, "'" + v + "' is not a usable address/prefix");
+      port.l3.addrs.push_back(*c);
+    } else if (a == "--gw") {
+      if (!value(v)) return bad(a, "needs A.B.C.D");
+      auto g = net::Ipv4Addr::parse(v);
+      if (!g) return bad(a, "'" + v + "' is not an IPv4 address");
+      port.l3.gateway = *g;
+    } else if (a == "--mtu") {
+      if (!value(v) || !parse_uint(v, port.mtu, 9000) || port.mtu < 576)
+        return bad(a, "needs a number 576..9000");
+    } else if (a == "--instances") {
+      if (!value(v) || !parse_uint(v, o.engine.instances, 64) || o.engine.instances == 0)
+        return bad(a, "needs a number 1..64");
+    } else if (a == "--busy-poll") {
+      o.engine.idle.busy_poll = true;
+    } else if (a == "--no-offload") {
+      port.use_offloads = false;
+    } else if (a == "--rx-faults" || a == "--tx-faults") {
+      if (!value(v)) return bad(a, "needs a fault spec");
+      auto f = drivers::FaultConfig::parse(v);
+      if (!f) return bad(a, f.error());
+      (a == "--rx-faults" ? port.rx_faults : port.tx_faults) = *f;
+    } else if (a == "--cmd") {
+      if (!value(v)) return bad(a, "needs a command");
+      o.commands.push_back(v);
+    } else if (a == "-i" || a == "--interactive") {
+      o.interactive = true;
+    } else if (a == "--loopback") {
+      o.loopback = true;
+    } else if (a == "--pings") {
+      if (!value(v) || !parse_uint(v, o.loopback_pings, 1'000'000)) return bad(a, "needs a count");
+    } else {
+      return bad(a, "unknown option (see --help)");
+    }
+  }
+  if (!o.loopback) {
+    if (port.l3.addrs.empty()) return bad("--addr", "required (the port's address, e.g. 198.18.0.2/24)");
+    if (!port.l3.gateway.is_any()) {
+      bool on_link = false;
+      for (auto& c : port.l3.addrs) on_link = on_link || c.contains(port.l3.gateway);
+      if (!on_link) return bad("--gw", port.l3.gateway.to_string() + " is on none of the port's subnets");
+    }
+    o.engine.ports.push_back(port);
+  } else if (have_port_opt || !port.l3.addrs.empty()) {
+    return bad("--loopback", "makes its own ports; do not combine with --port/--addr");
+  } else {
+    o.engine.ports.push_back(port);  // template for the loopback ports (faults, mtu)
+  }
+  return o;
+}
+
+}  // namespace keel::pmd

@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#pragma once
+// ICMP echo from an instance, reported like ping(8).
+
+#include <ostream>
+
+#include "engine/instance.hpp"
+
+namespace keel::pmd {
+
+struct PingResult {
+  unsigned sent = 0, received = 0;
+  double min_ms = 0, avg_ms = 0, max_ms = 0;
+};
+
+/// Sends `count` echo requests `interval_ms` apart from `inst` to `dst` and
+/// waits up to a second for each reply. Prints a line per reply and a summary.
+PingResult ping(engine::Instance& inst, net::Ipv4Addr dst, unsigned count, unsigned interval_ms,
+                size_t payload_len, std::ostream& out);
+
+}  // namespace keel::pmd
