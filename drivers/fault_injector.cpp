@@ -16,7 +16,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
-#include <new>
 
 namespace keel::drivers {
 

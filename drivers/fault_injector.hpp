@@ -82,6 +82,7 @@ class FaultInjector {
   /// Release time of the earliest held frame; UINT64_MAX if nothing is held.
   uint64_t next_due_ns() const;
 
+  /// The configuration this injector applies.
   const FaultConfig& config() const { return cfg_; }
 
  private:

@@ -24,6 +24,9 @@ enum class Errc {
   timed_out,
   unreachable,        ///< no route / ARP did not resolve
   io_error,           ///< a DPDK call failed; see the log line for its code
+  connection_refused, ///< the peer answered the SYN with RST
+  connection_reset,   ///< the peer reset an established connection
+  connection_aborted, ///< this side aborted the connection
 };
 
 /// A short, stable name for an error, for messages and logs.
@@ -40,6 +43,9 @@ constexpr std::string_view to_string(Errc e) {
     case Errc::timed_out: return "timed out";
     case Errc::unreachable: return "unreachable";
     case Errc::io_error: return "I/O error";
+    case Errc::connection_refused: return "connection refused";
+    case Errc::connection_reset: return "connection reset by peer";
+    case Errc::connection_aborted: return "connection aborted";
   }
   return "unknown error";
 }

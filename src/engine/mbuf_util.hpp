@@ -38,6 +38,18 @@ inline void trim_to(rte_mbuf* m, uint32_t len) {
   }
 }
 
+/// Removes the first `len` bytes of a (possibly chained) packet, keeping the
+/// head mbuf (leading segments may become empty). Precondition: len <= pkt_len.
+inline void trim_front(rte_mbuf* m, uint32_t len) {
+  m->pkt_len -= len;
+  for (rte_mbuf* s = m; s != nullptr && len > 0; s = s->next) {
+    uint16_t take = uint16_t(std::min<uint32_t>(len, s->data_len));
+    s->data_off = uint16_t(s->data_off + take);
+    s->data_len = uint16_t(s->data_len - take);
+    len -= take;
+  }
+}
+
 /// Makes the first `len` bytes contiguous in the first segment if they are not
 /// already. Returns false if the packet is shorter or cannot be linearised.
 inline bool make_contiguous(rte_mbuf* m, uint32_t len) {

@@ -45,6 +45,15 @@ uint16_t ipv4_l4_checksum(const uint8_t* ip, const rte_mbuf* m, size_t l4_off, s
   return to_field(fold(pseudo_native(ip, l4_len) + body));
 }
 
+uint16_t ipv4_l4_checksum(uint32_t src, uint32_t dst, uint8_t protocol, const rte_mbuf* m,
+                          size_t l4_off, size_t l4_len) {
+  uint8_t ip[ipv4_min_header_len] = {};
+  store_be32(ip + ipv4_field::src, src);
+  store_be32(ip + ipv4_field::dst, dst);
+  ip[ipv4_field::protocol] = protocol;
+  return ipv4_l4_checksum(ip, m, l4_off, l4_len);
+}
+
 uint16_t ipv4_pseudo_header_sum(const uint8_t* ip, size_t l4_len) {
   return __builtin_bswap16(fold(pseudo_native(ip, l4_len)));
 }

@@ -24,6 +24,11 @@ uint16_t inet_checksum(const uint8_t* p, size_t len);
 /// (0 when verifying an intact segment).
 uint16_t ipv4_l4_checksum(const uint8_t* ip, const rte_mbuf* m, size_t l4_off, size_t l4_len);
 
+/// Same, with the pseudo header built from addresses (host order) and protocol,
+/// for a packet whose IP header is already stripped.
+uint16_t ipv4_l4_checksum(uint32_t src, uint32_t dst, uint8_t protocol, const rte_mbuf* m,
+                          size_t l4_off, size_t l4_len);
+
 /// Pseudo-header sum (not complemented) for checksum offload: the port expects
 /// it in the L4 checksum field.
 uint16_t ipv4_pseudo_header_sum(const uint8_t* ip, size_t l4_len);

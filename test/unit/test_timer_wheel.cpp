@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <memory>
-#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -302,7 +302,8 @@ TEST_CASE("a callback may destroy its own timer and schedule new ones", "[timer]
     Timer follow_up;
     int follow_ups = 0;
   } o{&w, std::make_unique<Timer>(), {}, 0};
-  o.follow_up.set_callback([](Timer&, void* ctx, uint64_t) { ++static_cast<Owner*>(ctx)->follow_ups; }, &o);
+  o.follow_up.set_callback(
+      [](Timer&, void* ctx, uint64_t) { ++static_cast<Owner*>(ctx)->follow_ups; }, &o);
   o.self->set_callback([](Timer&, void* ctx, uint64_t now) {
     auto* owner = static_cast<Owner*>(ctx);
     owner->wheel->schedule(owner->follow_up, now + 1);

@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// TCP output: decide what to send (window, congestion window, Nagle, SWS,
+// loss recovery), build segments over the send queue's mbufs (zero copy), and
+// hand them to IPv4.
+#include <rte_mbuf.h>
+
+#include "engine/instance.hpp"
+#include "net/wire.hpp"
+#include "tcp/seq.hpp"
+#include "tcp/tcp_stack.hpp"
+
+namespace keel::tcp {
+
+using engine::Counter;
+
+namespace {
+// End of queued data in sequence space.
+uint32_t data_end(const Tcb& c) { return c.snd.una + c.sndq.size(); }
+}  // namespace
+
+void TcpStack::arm_rexmt(Tcb& c, uint64_t now_ns) {
+  c.persisting = false;
+  uint64_t rto = c.rto_ns << std::min<uint8_t>(c.backoff, 16);
+  inst_.timers().schedule(c.rexmt_timer, now_ns + std::min(rto, cfg_.max_rto_ns));
+}
+
+void TcpStack::send_segment(Tcb& c, uint32_t seq, uint32_t len, uint8_t flags, uint64_t now_ns) {
+  engine::Interface& ifc0 = *inst_.interfaces().front();
+  rte_mbuf* m = rte_pktmbuf_alloc(ifc0.pool);
+  if (m == nullptr) {
+    counters().inc(Counter::mbuf_alloc_failed);
+    return;
+  }
+  TcpSegment s;
+  s.src_port = c.key.local_port;
+  s.dst_port = c.key.remote_port;
+  s.seq = seq;
+  s.flags = flags;
+  bool syn = flags & flag::syn;
+  if (c.state != TcpState::syn_sent || (flags & flag::ack)) {
+    s.flags |= flag::ack;
+    s.ack = c.rcv.nxt;
+  }
+  TcpOptions& o = s.opt;
+  if (syn) {
+    o.mss = mss_for(net::Ipv4Addr{c.key.remote_ip});
+    // On a SYN-ACK, offer only what the peer offered (RFC 7323 1.3, RFC 2018).
+    bool active = c.state == TcpState::syn_sent;
+    if (cfg_.window_scaling && (active || c.ws_ok)) o.wscale = int8_t(c.rcv.wscale);
+    if (cfg_.sack && (active || c.sack_ok)) o.sack_permitted = true;
+    if (cfg_.timestamps && (active || c.ts_ok)) {
+      o.has_timestamp = true;
+      o.tsval = ts_now(now_ns);
+      // A SYN cookie's SYN-ACK carries window scale and SACK in its low bits.
+      if (cookie_ts_bits_ != UINT32_MAX) o.tsval = (o.tsval & ~0x3fu) | cookie_ts_bits_;
+      o.tsecr = c.ts_recent;
+    }
+  } else {
+    if (c.ts_ok) {
+      o.has_timestamp = true;
+      o.tsval = ts_now(now_ns);
+      o.tsecr = c.ts_recent;
+    }
+    if (c.sack_ok && c.ooo != nullptr && !c.ooo->empty())
+      o.sack_count = uint8_t(c.ooo->sack_blocks(o.sack, o.has_timestamp ? 3 : 4));
+  }
+  // Receive window: never move the right edge left (RFC 9293 3.8.6.2.2); avoid
+  // advertising small increases (receiver SWS avoidance, 3.8.6.2.2 too).
+  uint32_t wnd = rcv_window(c);
+  uint32_t right = c.rcv.nxt + wnd;
+  if (seq_lt(right, c.rcv.adv)) right = c.rcv.adv;
+  else if (seq_lt(right, c.rcv.adv + std::min<uint32_t>(c.rcv_buf / 2, c.mss)) &&
+           seq_gt(c.rcv.adv, c.rcv.nxt))
+    right = c.rcv.adv;
+  c.rcv.adv = right;
+  c.rcv.wnd = right - c.rcv.nxt;
+  uint32_t field = syn ? std::min<uint32_t>(c.rcv.wnd, 0xffff) : c.rcv.wnd >> c.rcv.wscale;
+  s.window = uint16_t(std::min<uint32_t>(field, 0xffff));
+
+  size_t hlen = net::tcp_min_header_len + o.wire_len();
+  auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, uint16_t(hlen)));
+  emit_tcp(p, s);
+  if (len > 0) {
+    rte_mbuf* data = c.sndq.slice(seq - c.snd.una, len, ifc0.pool);
+    if (data == nullptr || rte_pktmbuf_chain(m, data) != 0) {
+      counters().inc(Counter::mbuf_alloc_failed);
+      rte_pktmbuf_free(data);
+      rte_pktmbuf_free(m);
+      return;
+    }
+  }
+  engine::IpSend ip;
+  ip.dst = net::Ipv4Addr{c.key.remote_ip};
+  ip.src = net::Ipv4Addr{c.key.local_ip};
+  ip.protocol = net::ipproto_tcp;
+  ip.l4 = engine::L4Checksum::tcp;
+  counters().inc(Counter::tcp_segs_out);
+  c.last_ack_sent = c.rcv.nxt;
+  c.ack_now = false;
+  c.delack_segs = 0;
+  inst_.timers().cancel(c.delack_timer);
+  c.last_send_ns = now_ns;
+  (void)inst_.ip_output(m, ip, now_ns);
+}
+
+void TcpStack::send_ack(Tcb& c, uint64_t now_ns) { send_segment(c, c.snd.nxt, 0, flag::ack, now_ns); }
+
+void TcpStack::output(Tcb& c, uint64_t now_ns) {
+  if (!c.synchronized() || c.state == TcpState::time_wait) {
+    if (c.ack_now && c.state == TcpState::time_wait) send_ack(c, now_ns);
+    return;
+  }
+  // RFC 5681 4.1: after an idle period longer than the RTO, restart from the initial window.
+  if (c.snd.nxt == c.snd.una && c.last_send_ns != 0 && c.rto_ns != 0 &&
+      now_ns - c.last_send_ns > c.rto_ns)
+    c.cc->after_idle(c.ccv, now_ns);
+
+  bool sent = false;
+  uint32_t mss = c.mss;
+  // SACK-based loss recovery (RFC 6675 5, NextSeg rule 1): lost segments first.
+  if (c.in_recovery && c.sack_ok) {
+    uint32_t pipe = c.sack.pipe(c.snd.una, c.snd.max, c.high_rxt, mss);
+    while (pipe < c.ccv.cwnd) {
+      SackBlock lost = c.sack.next_lost(seq_max(c.high_rxt, c.snd.una), c.snd.max, mss);
+      if (lost.right == lost.left) break;
+      uint32_t len = lost.right - lost.left;
+      uint32_t dlen = std::min(len, seq_lt(lost.left, data_end(c)) ? data_end(c) - lost.left : 0u);
+      uint8_t fl = flag::ack;
+      if (c.fin_sent && lost.left + dlen == c.fin_seq && seq_gt(lost.right, c.fin_seq)) fl |= flag::fin;
+      send_segment(c, lost.left, dlen, fl, now_ns);
+      c.high_rxt = lost.right;
+      pipe += len;
+      ++c.retransmits, ++c.total_retransmits;
+      counters().inc(Counter::tcp_retransmits);
+      sent = true;
+    }
+    if (pipe >= c.ccv.cwnd) {
+      if (!c.rexmt_timer.armed()) arm_rexmt(c, now_ns);
+      return;
+    }
+  }
+
+  for (;;) {
+    uint32_t off = c.snd.nxt - c.snd.una;
+    uint32_t avail = off <= c.sndq.size() ? c.sndq.size() - off : 0;
+    uint32_t in_flight = c.snd.nxt - c.snd.una;
+    uint32_t cwnd = c.ccv.cwnd;
+    if (c.in_recovery && !c.sack_ok) cwnd += uint32_t(c.dupacks) * mss;  // RFC 6582 inflation
+    uint32_t wnd = std::min(c.snd.wnd, cwnd);
+    uint32_t usable = wnd > in_flight ? wnd - in_flight : 0;
+    uint32_t len = std::min({avail, uint32_t(mss), usable});
+    // FIN rides on the segment that ends the data (again after a go-back).
+    bool fin_due = c.fin_queued && c.snd.nxt + len == data_end(c) &&
+                   (!c.fin_sent || c.snd.nxt + len == c.fin_seq);
+    if (len > 0) {
+      bool full = len == mss;
+      bool all = len == avail;
+      // Nagle (RFC 9293 3.7.4): a short segment waits while data is in flight.
+      bool nagle_ok = c.nodelay || in_flight == 0 || fin_due;
+      bool sws_ok = c.snd.max_wnd > 0 && len >= c.snd.max_wnd / 2;
+      if (!(full || (all && nagle_ok) || sws_ok)) len = 0;
+    }
+    if (len == 0 && !fin_due) break;
+    uint8_t fl = flag::ack;
+    if (len > 0 && len == avail) fl |= flag::psh;
+    if (fin_due) fl |= flag::fin;
+    uint32_t seq = c.snd.nxt;
+    bool rexmit = seq_lt(seq, c.snd.max);
+    send_segment(c, seq, len, fl, now_ns);
+    if (fin_due && !c.fin_sent) {
+      c.fin_sent = true;
+      c.fin_seq = seq + len;
+      if (c.state == TcpState::established) set_state(c, TcpState::fin_wait_1);
+      else if (c.state == TcpState::close_wait) set_state(c, TcpState::last_ack);
+    }
+    c.snd.nxt = seq + len + (fin_due ? 1 : 0);
+    if (seq_gt(c.snd.nxt, c.snd.max)) c.snd.max = c.snd.nxt;
+    if (rexmit) {
+      ++c.retransmits, ++c.total_retransmits;
+      counters().inc(Counter::tcp_retransmits);
+    } else if (!c.rtt_timing && !c.ts_ok) {
+      c.rtt_timing = true;  // Karn: time only new data
+      c.rtt_seq = seq;
+      c.rtt_start_ns = now_ns;
+    }
+    if (!c.rexmt_timer.armed() || c.persisting) arm_rexmt(c, now_ns);
+    sent = true;
+    if (fin_due) break;
+  }
+  // Zero window with data waiting and nothing in flight: probe (persist timer).
+  uint32_t off = c.snd.nxt - c.snd.una;
+  if (c.snd.wnd == 0 && off < c.sndq.size() && c.snd.nxt == c.snd.una && !c.rexmt_timer.armed()) {
+    c.persisting = true;
+    if (c.persist_backoff_ns == 0) c.persist_backoff_ns = std::max(c.rto_ns, cfg_.min_rto_ns);
+    inst_.timers().schedule(c.rexmt_timer, now_ns + c.persist_backoff_ns);
+  }
+  if (!sent && c.ack_now) send_ack(c, now_ns);
+}
+
+}  // namespace keel::tcp

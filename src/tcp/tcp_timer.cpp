@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// TCP timers: retransmission (RFC 6298) and persist share rexmt_timer as in
+// BSD; delayed ACK; keepalive, which doubles as the SYN-RECEIVED timeout, the
+// FIN-WAIT-2 bound and the 2MSL TIME-WAIT timer.
+#include "engine/instance.hpp"
+#include "tcp/seq.hpp"
+#include "tcp/tcp_stack.hpp"
+
+namespace keel::tcp {
+
+using engine::Counter;
+
+void TcpStack::rexmt_fired(engine::Timer&, void* ctx, uint64_t now_ns) {
+  Tcb& c = *static_cast<Tcb*>(ctx);
+  TcpStack& s = *c.stack;
+  if (c.persisting) {
+    // Zero-window probe: an old sequence number makes the peer answer with
+    // its current window (as Linux does), without putting data at risk.
+    s.counters().inc(Counter::tcp_window_probes);
+    s.send_segment(c, c.snd.una - 1, 0, flag::ack, now_ns);
+    c.persist_backoff_ns = std::min(c.persist_backoff_ns * 2, s.cfg_.max_rto_ns);
+    s.inst_.timers().schedule(c.rexmt_timer, now_ns + c.persist_backoff_ns);
+    return;
+  }
+  s.counters().inc(Counter::tcp_rto_timeouts);
+  if (c.state == TcpState::syn_sent || c.state == TcpState::syn_received) {
+    if (++c.syn_retries > s.cfg_.syn_retries) {
+      s.counters().inc(Counter::tcp_attempt_fails);
+      if (c.state == TcpState::syn_received && c.listener != nullptr) return s.free_tcb(c);
+      return s.drop(c, Errc::timed_out);
+    }
+    ++c.backoff;
+    ++c.total_retransmits;
+    s.counters().inc(Counter::tcp_retransmits);
+    s.send_segment(c, c.iss, 0, c.state == TcpState::syn_sent ? flag::syn : flag::syn | flag::ack,
+                   now_ns);
+    // RFC 6298 5.7: after a lost SYN the RTO for data starts at 3 s; we keep the backed-off value.
+    s.arm_rexmt(c, now_ns);
+    return;
+  }
+  if (c.backoff >= s.cfg_.max_retransmits) {
+    s.counters().inc(Counter::tcp_timeout_drops);
+    s.send_segment(c, c.snd.nxt, 0, flag::rst | flag::ack, now_ns);
+    s.counters().inc(Counter::tcp_resets_sent);
+    return s.drop(c, Errc::timed_out);
+  }
+  // RFC 5681 eq. 4 on the first timeout of an episode, loss window after it;
+  // RFC 6298 5.5-5.6: back off and go back to SND.UNA.
+  if (c.backoff == 0 || c.in_recovery)
+    c.cc->on_congestion(c.ccv, cc::Signal::rto, c.snd.max - c.snd.una, now_ns);
+  else
+    c.ccv.cwnd = c.ccv.mss;
+  ++c.backoff;
+  c.in_recovery = false;
+  c.dupacks = 0;
+  c.sack.clear();  // RFC 6675 5.1: the scoreboard may be discarded after an RTO
+  c.rtt_timing = false;
+  c.snd.nxt = c.snd.una;
+  s.arm_rexmt(c, now_ns);
+  s.output(c, now_ns);
+}
+
+void TcpStack::delack_fired(engine::Timer&, void* ctx, uint64_t now_ns) {
+  Tcb& c = *static_cast<Tcb*>(ctx);
+  if (!c.synchronized() || c.state == TcpState::time_wait) return;
+  c.stack->counters().inc(Counter::tcp_delayed_acks);
+  c.stack->send_ack(c, now_ns);
+}
+
+void TcpStack::keepalive_fired(engine::Timer& t, void* ctx, uint64_t now_ns) {
+  Tcb& c = *static_cast<Tcb*>(ctx);
+  TcpStack& s = *c.stack;
+  switch (c.state) {
+    case TcpState::time_wait:
+      return s.free_tcb(c);  // 2MSL over
+    case TcpState::syn_received:
+      s.counters().inc(Counter::tcp_attempt_fails);
+      if (c.listener != nullptr) return s.free_tcb(c);
+      return s.drop(c, Errc::timed_out);
+    case TcpState::fin_wait_2:
+      if (c.app_closed) return s.drop(c, Errc::ok);  // the peer never sent its FIN
+      break;
+    default:
+      break;
+  }
+  if (!c.keepalive || !c.synchronized()) return;
+  uint64_t idle = now_ns - c.last_recv_ns;
+  if (idle < s.cfg_.keepalive_idle_ns && c.keepalive_probes == 0) {
+    s.inst_.timers().schedule(t, c.last_recv_ns + s.cfg_.keepalive_idle_ns);
+    return;
+  }
+  if (c.keepalive_probes >= s.cfg_.keepalive_count) {
+    s.counters().inc(Counter::tcp_keepalive_drops);
+    s.send_segment(c, c.snd.nxt, 0, flag::rst | flag::ack, now_ns);
+    s.counters().inc(Counter::tcp_resets_sent);
+    return s.drop(c, Errc::timed_out);
+  }
+  // RFC 9293 3.8.4: a probe with SEG.SEQ = SND.NXT - 1 and no data.
+  ++c.keepalive_probes;
+  s.counters().inc(Counter::tcp_keepalive_probes);
+  s.send_segment(c, c.snd.una - 1, 0, flag::ack, now_ns);
+  s.inst_.timers().schedule(t, now_ns + s.cfg_.keepalive_interval_ns);
+}
+
+}  // namespace keel::tcp
