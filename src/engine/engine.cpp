@@ -49,6 +49,7 @@ Result<std::unique_ptr<Engine>, std::string> Engine::create(const EngineConfig& 
       Interface& ifc = inst->add_interface(e->ports_[p], i, cfg.ports[p].l3, e->pool_);
       ifc.queue.set_faults(&cfg.ports[p].rx_faults, &cfg.ports[p].tx_faults);
     }
+    e->tcp_.push_back(std::make_unique<tcp::TcpStack>(*inst, cfg.tcp));
     e->instances_.push_back(std::move(inst));
   }
   return e;
@@ -56,6 +57,7 @@ Result<std::unique_ptr<Engine>, std::string> Engine::create(const EngineConfig& 
 
 Engine::~Engine() {
   stop();
+  tcp_.clear();        // connections hold mbufs and timers of their instance
   instances_.clear();  // frees every held frame before the pool goes
   for (auto& p : ports_) {
     p.stop();

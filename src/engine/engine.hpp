@@ -18,6 +18,7 @@
 #include "drivers/port.hpp"
 #include "engine/idle_policy.hpp"
 #include "engine/instance.hpp"
+#include "tcp/tcp_stack.hpp"
 
 struct rte_mempool;
 
@@ -38,6 +39,7 @@ struct EngineConfig {
   uint32_t pool_mbufs = 16383;   ///< per engine (one pool, shared by its instances)
   IdleConfig idle;
   InstanceConfig instance;       ///< template; id is set per instance
+  tcp::TcpConfig tcp;            ///< TCP on every instance
 };
 
 class Engine {
@@ -54,6 +56,8 @@ class Engine {
   bool running() const { return running_.load(); }
 
   std::vector<std::unique_ptr<Instance>>& instances() { return instances_; }
+  /// TCP of instance i (touch only on that instance's lcore, e.g. via post()).
+  tcp::TcpStack& tcp(size_t i) { return *tcp_[i]; }
   std::vector<drivers::Port>& ports() { return ports_; }
   rte_mempool* pool() const { return pool_; }
 
@@ -66,6 +70,7 @@ class Engine {
   rte_mempool* pool_ = nullptr;
   std::vector<drivers::Port> ports_;
   std::vector<std::unique_ptr<Instance>> instances_;
+  std::vector<std::unique_ptr<tcp::TcpStack>> tcp_;  // tcp_[i] serves instances_[i]
   std::vector<unsigned> lcores_;   // worker lcore per instance (or none: thread)
   std::vector<std::thread> threads_;
   std::atomic<bool> running_{false};
