@@ -116,7 +116,7 @@ struct Tcb {
   // Loss recovery (RFC 6675 / RFC 6582)
   bool in_recovery = false;
   uint32_t recover = 0;         ///< snd.nxt when recovery began
-  uint32_t high_rxt = 0;        ///< highest retransmitted sequence in this recovery
+  uint32_t high_rxt = 0;        ///< one past the last octet retransmitted in this recovery (RFC 6675 HighRxt, exclusive)
   uint32_t rescue_rxt = 0;
   uint8_t dupacks = 0;
   SackScoreboard sack;

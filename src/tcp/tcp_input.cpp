@@ -498,8 +498,11 @@ bool TcpStack::process_ack(Tcb& c, const TcpSegment& seg, uint32_t len, uint64_t
     }
   }
   bool dsack = false;
-  if (c.sack_ok && seg.opt.sack_count > 0)
-    dsack = c.sack.update(seg.opt.sack, seg.opt.sack_count, c.snd.una, c.snd.max);
+  if (c.sack_ok && seg.opt.sack_count > 0) {
+    // The scoreboard wants SND.UNA as it will be after this ACK.
+    uint32_t una = seq_gt(seg.ack, c.snd.una) ? seg.ack : c.snd.una;
+    dsack = c.sack.update(seg.opt.sack, seg.opt.sack_count, una, c.snd.max);
+  }
   (void)dsack;
 
   uint32_t acked = seg.ack - c.snd.una;
