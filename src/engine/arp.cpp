@@ -5,6 +5,7 @@
 #include <rte_mbuf.h>
 
 #include "engine/instance.hpp"
+#include "engine/mbuf_util.hpp"
 #include "net/wire.hpp"
 
 namespace keel::engine {
@@ -56,11 +57,24 @@ void Instance::send_arp_request(Interface& ifc, Ipv4Addr target, MacAddr dst_mac
 
 void Instance::arp_input(rte_mbuf* m, Interface& ifc, uint64_t now_ns) {
   net::ArpError err{};
+  // The message must be contiguous for the parser (a chain may split it).
+  if (!make_contiguous(m, std::min<uint32_t>(m->pkt_len, net::arp_len))) {
+    counters_.inc(Counter::mbuf_alloc_failed);
+    rte_pktmbuf_free(m);
+    return;
+  }
   auto arp = net::parse_arp(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, err);
   if (!arp) {
     counters_.inc(err == net::ArpError::truncated    ? Counter::arp_truncated
                   : err == net::ArpError::bad_format ? Counter::arp_bad_format
                                                      : Counter::arp_bad_opcode);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  // A zero sender hardware address names no station: there is nothing to learn
+  // and no one to answer (a reply would go to 00:00:00:00:00:00).
+  if (arp->sha.is_zero()) {
+    counters_.inc(Counter::arp_bad_format);
     rte_pktmbuf_free(m);
     return;
   }
@@ -104,6 +118,11 @@ void Instance::arp_input(rte_mbuf* m, Interface& ifc, uint64_t now_ns) {
     reply.spa = arp->tpa;
     reply.tha = arp->sha;
     reply.tpa = arp->spa;
+    // reset() forgets further segments (padding in a chained request): free them first.
+    if (m->next != nullptr) {
+      rte_pktmbuf_free(m->next);
+      m->next = nullptr;
+    }
     rte_pktmbuf_reset(m);
     reply.emit(reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, net::arp_len)));
     counters_.inc(Counter::arp_replies_out);

@@ -55,6 +55,16 @@ Result<std::unique_ptr<Engine>, std::string> Engine::create(const EngineConfig& 
   return e;
 }
 
+void Engine::quiesce() {
+  stop();
+  tcp_.clear();
+  instances_.clear();
+  rte_mbuf* pkts[64];
+  for (auto& p : ports_)
+    for (uint16_t q = 0; q < p.queues(); ++q)
+      while (uint16_t n = rte_eth_rx_burst(p.id(), q, pkts, 64)) rte_pktmbuf_free_bulk(pkts, n);
+}
+
 Engine::~Engine() {
   stop();
   tcp_.clear();        // connections hold mbufs and timers of their instance

@@ -54,6 +54,10 @@ class Engine {
   /// the engine is destroyed.
   void stop();
   bool running() const { return running_.load(); }
+  /// After stop(): frees every connection and every frame the stacks hold and
+  /// drains the ports' receive queues, so that the pool's in-use count is what
+  /// the application itself still holds. The engine is not usable afterwards.
+  void quiesce();
 
   std::vector<std::unique_ptr<Instance>>& instances() { return instances_; }
   /// TCP of instance i (touch only on that instance's lcore, e.g. via post()).

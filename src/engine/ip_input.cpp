@@ -37,9 +37,16 @@ void Instance::ip_input(rte_mbuf* m, Interface& ifc, uint64_t now_ns) {
   // Ethernet pads short frames; the datagram ends at its total length.
   trim_to(m, ip->total_len());
 
+  // RFC 1122 3.2.1.3: broadcast, multicast and loopback are never a source, and
+  // 0.0.0.0 only while a host learns its address (so only to the limited
+  // broadcast). One of our own addresses from the wire is spoofed or looped back
+  // (Linux: martian source); answering it would make us ARP for ourselves.
   net::Ipv4Addr src = ip->src();
-  if (src.is_broadcast() || src.is_multicast() || src.is_loopback())
-    return drop(Counter::ip_bad_source);  // RFC 1122 3.2.1.3: not a valid source
+  bool own_source = false;
+  for (const auto& i : ifaces_) own_source = own_source || i->owns(src);
+  if (src.is_broadcast() || src.is_multicast() || src.is_loopback() || own_source ||
+      (src.is_any() && !ip->dst().is_broadcast()))
+    return drop(Counter::ip_bad_source);
   if (!ifc.accepts(ip->dst())) return drop(Counter::ip_not_for_us);
 
   if (ip->is_fragment()) {

@@ -4,6 +4,8 @@
 #include <rte_ip.h>
 #include <rte_mbuf.h>
 
+#include <algorithm>
+
 #include "net/byte_order.hpp"
 #include "net/wire.hpp"
 
@@ -21,6 +23,29 @@ uint16_t fold(uint32_t sum) {
 // order to be stored with store_be16, so convert at the end.
 uint16_t to_field(uint16_t native_sum) { return __builtin_bswap16(uint16_t(~native_sum)); }
 
+// rte_raw_cksum_mbuf() as shipped in DPDK 22.11 truncates a segment's 32-bit
+// partial sum to 16 bits before byte-swapping it when the segment starts at an
+// odd offset, losing its carries (an off-by-one checksum on chains with odd
+// segment lengths). Same walk, with each partial sum folded before the swap.
+bool raw_sum_mbuf(const rte_mbuf* m, uint32_t off, uint32_t len, uint16_t* out) {
+  if (uint64_t(off) + len > m->pkt_len) return false;
+  const rte_mbuf* seg = m;
+  while (seg != nullptr && off >= seg->data_len) {
+    off -= seg->data_len;
+    seg = seg->next;
+  }
+  uint32_t sum = 0;
+  for (uint32_t done = 0; done < len; seg = seg->next, off = 0) {
+    if (seg == nullptr) return false;
+    uint32_t n = std::min<uint32_t>(seg->data_len - off, len - done);
+    uint16_t part = rte_raw_cksum(rte_pktmbuf_mtod_offset(seg, const uint8_t*, off), n);
+    sum += (done & 1) ? __builtin_bswap16(part) : part;
+    done += n;
+  }
+  *out = fold(sum);
+  return true;
+}
+
 uint32_t pseudo_native(const uint8_t* ip, size_t l4_len) {
   // src, dst, zero+protocol, length: summed as native 16-bit words like rte_raw_cksum.
   uint32_t sum = rte_raw_cksum(ip + ipv4_field::src, 8);
@@ -35,13 +60,13 @@ uint16_t inet_checksum(const uint8_t* p, size_t len) { return to_field(rte_raw_c
 
 uint16_t inet_checksum(const rte_mbuf* m, size_t off, size_t len) {
   uint16_t sum = 0;
-  if (rte_raw_cksum_mbuf(m, uint32_t(off), uint32_t(len), &sum) != 0) return 0xffff;
+  if (!raw_sum_mbuf(m, uint32_t(off), uint32_t(len), &sum)) return 0xffff;
   return to_field(sum);
 }
 
 uint16_t ipv4_l4_checksum(const uint8_t* ip, const rte_mbuf* m, size_t l4_off, size_t l4_len) {
   uint16_t body = 0;
-  if (rte_raw_cksum_mbuf(m, uint32_t(l4_off), uint32_t(l4_len), &body) != 0) return 0xffff;
+  if (!raw_sum_mbuf(m, uint32_t(l4_off), uint32_t(l4_len), &body)) return 0xffff;
   return to_field(fold(pseudo_native(ip, l4_len) + body));
 }
 

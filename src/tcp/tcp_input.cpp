@@ -154,6 +154,9 @@ void TcpStack::input_listen(Listener& l, const TcpSegment& seg, rte_mbuf* m,
     }
     c->ccv.mss = c->mss;
     c->cc->init(c->ccv, now_ns);
+    // The right edge our SYN-ACK advertised (a SYN's window is never scaled);
+    // left at RCV.NXT, the window would be zero until we send something.
+    c->rcv.adv = c->rcv.nxt + std::min<uint32_t>(rcv_window(*c), 0xffff);
     c->snd.wnd = uint32_t(seg.window) << c->snd.wscale;
     c->snd.max_wnd = c->snd.wnd;
     c->snd.wl1 = seg.seq;
@@ -184,6 +187,12 @@ void TcpStack::input_listen(Listener& l, const TcpSegment& seg, rte_mbuf* m,
     tmp.rcv.nxt = seg.seq + 1;
     tmp.rcv.adv = tmp.rcv.nxt;
     apply_syn_options(tmp, seg);
+    if (!tmp.ts_ok) {
+      // The cookie has nowhere to keep WS and SACK without timestamps: offer
+      // neither, or the peer would scale windows we do not (as Linux does).
+      tmp.ws_ok = tmp.sack_ok = false;
+      tmp.snd.wscale = tmp.rcv.wscale = 0;
+    }
     uint16_t peer_mss = seg.opt.mss ? seg.opt.mss : 536;
     tmp.iss = make_cookie(key, seg.seq, peer_mss, now_ns);
     tmp.snd.una = tmp.iss;
@@ -307,6 +316,23 @@ void TcpStack::input_synchronized(Tcb& c, const TcpSegment& seg_in, rte_mbuf* m,
     return;
   }
 
+  // SYN-RECEIVED and the peer's SYN again (SEG.SEQ = IRS), which the
+  // acceptability test below would take for an old duplicate. Without ACK our
+  // SYN-ACK was lost: send it again. With ACK, on an active open, it is the
+  // SYN-ACK of a simultaneous open (RFC 9293 figure 7): drop the SYN already
+  // taken (as BSD's trimming does) and go on with the ACK.
+  if (c.state == TcpState::syn_received && seg.has(flag::syn) && seg.seq == c.irs) {
+    if (!seg.has(flag::ack)) {
+      discard();
+      send_segment(c, c.iss, 0, flag::syn | flag::ack, now_ns);
+      return;
+    }
+    if (c.listener == nullptr) {
+      seg.flags &= uint8_t(~flag::syn);
+      seg.seq += 1;
+    }
+  }
+
   // 3.10.7.4 first: sequence number acceptability (SYN and FIN occupy space).
   uint32_t seg_len = len + (seg.has(flag::syn) ? 1 : 0) + (seg.has(flag::fin) ? 1 : 0);
   uint32_t wnd = c.rcv.adv - c.rcv.nxt;
@@ -326,6 +352,7 @@ void TcpStack::input_synchronized(Tcb& c, const TcpSegment& seg_in, rte_mbuf* m,
     if (m == nullptr) return;
     len = 0;
     seg.flags &= uint8_t(~flag::fin);
+    c.ack_now = true;  // 3.8.6.1: answer a zero-window probe with the window (still zero)
   }
   if (!acceptable) {
     discard();
@@ -335,6 +362,10 @@ void TcpStack::input_synchronized(Tcb& c, const TcpSegment& seg_in, rte_mbuf* m,
     }
     counters().inc(Counter::tcp_out_of_window);
     if (seq_lt(seg.seq, c.rcv.nxt) && len > 0) counters().inc(Counter::tcp_dup_segments);
+    // 3.10.7.4 eighth, TIME-WAIT: a retransmitted FIN (it lies below RCV.NXT,
+    // so it lands here): ACK it and restart the 2 MSL wait.
+    if (c.state == TcpState::time_wait && seg.has(flag::fin))
+      inst_.timers().schedule(c.keepalive_timer, now_ns + 2 * cfg_.msl_ns);
     send_ack(c, now_ns);
     return;
   }
@@ -392,11 +423,6 @@ void TcpStack::input_synchronized(Tcb& c, const TcpSegment& seg_in, rte_mbuf* m,
   // Fourth: SYN in a synchronized state (RFC 5961 4.2): challenge ACK.
   if (seg.has(flag::syn)) {
     discard();
-    if (c.state == TcpState::syn_received && seg.seq + 1 == c.rcv.nxt) {
-      // Our SYN-ACK was lost: the peer repeats its SYN.
-      send_segment(c, c.iss, 0, flag::syn | flag::ack, now_ns);
-      return;
-    }
     return send_challenge_ack(c, now_ns);
   }
 
@@ -612,12 +638,16 @@ void TcpStack::process_data(Tcb& c, const TcpSegment& seg, rte_mbuf* m, uint32_t
     c.rcvq.push(m);
     bool filled_hole = false;
     if (c.ooo != nullptr) {
-      bool fin = false;
-      while (rte_mbuf* more = c.ooo->pop(c.rcv.nxt, fin)) {
+      // pop() reports the FIN on the call that reaches it and clears the flag
+      // on every call, the last one (nullptr) included: keep what was seen.
+      bool fin = false, popped_fin = false;
+      while (rte_mbuf* more = c.ooo->pop(c.rcv.nxt, popped_fin)) {
         c.bytes_received += more->pkt_len;
         c.rcvq.push(more);
         filled_hole = true;
+        fin = fin || popped_fin;
       }
+      fin = fin || popped_fin;  // a FIN alone at RCV.NXT
       if (c.ooo->empty()) return_ooo(c);
       if (fin && !c.fin_received) {
         notify_readable(c);
@@ -661,6 +691,13 @@ void TcpStack::process_fin(Tcb& c, uint64_t now_ns) {
       set_state(c, TcpState::closing);
       break;
     case TcpState::fin_wait_2:
+      // After shutdown() the application may still be reading: it hears of
+      // the FIN, as in every other state, before TIME-WAIT closes it.
+      if (c.handler != nullptr && !c.app_closed && !c.peer_close_told) {
+        c.peer_close_told = true;
+        c.handler->on_peer_closed(c);
+        if (lookup(c.key) != &c) return;  // the handler aborted it
+      }
       send_ack(c, now_ns);
       enter_time_wait(c, now_ns);
       return;

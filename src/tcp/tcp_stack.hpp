@@ -122,6 +122,15 @@ class TcpStack final : public engine::L4Handler {
   ConnInfo info(const Tcb& c) const;
   TcpConfig& config() { return cfg_; }
   engine::Instance& instance() { return inst_; }
+  /// The clock the application calls above (connect, send, recv, close, ...)
+  /// read: engine::now_ns() unless set. Input and timers use the now_ns of the
+  /// poll that runs them, so a test that steps time explicitly sets a clock
+  /// returning its own time, and every timer is then armed on that time line.
+  void set_clock(uint64_t (*clock)(void* ctx), void* ctx) {
+    clock_ = clock;
+    clock_ctx_ = ctx;
+  }
+  uint64_t clock_now() const { return clock_ ? clock_(clock_ctx_) : engine::now_ns(); }
 
   // ----- L4Handler -----
   void on_datagram(engine::Instance& inst, rte_mbuf* m, const engine::Ipv4Meta& ip,
@@ -198,6 +207,8 @@ class TcpStack final : public engine::L4Handler {
   uint32_t cookie_ts_bits_ = UINT32_MAX;      // low TS bits of the SYN-ACK being sent as a cookie
   uint64_t challenge_window_start_ns_ = 0;
   uint32_t challenge_acks_in_window_ = 0;
+  uint64_t (*clock_)(void*) = nullptr;         // set_clock(); nullptr: engine::now_ns
+  void* clock_ctx_ = nullptr;
 };
 
 }  // namespace keel::tcp

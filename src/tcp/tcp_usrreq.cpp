@@ -46,7 +46,7 @@ Result<Tcb*> TcpStack::connect(net::Ipv4Addr dst, uint16_t port, ConnHandler* h,
   if (lookup(key) != nullptr) return fail(Errc::already_exists);
   Tcb* c = alloc_tcb(key);
   if (c == nullptr) return fail(Errc::no_memory);
-  uint64_t now = engine::now_ns();
+  uint64_t now = clock_now();
   init_tcb(*c, now);
   c->handler = h;
   c->iss = isn(key, now);
@@ -81,7 +81,7 @@ Result<void> TcpStack::send(Tcb& c, rte_mbuf* m) {
     return fail(Errc::would_block);
   }
   c.sndq.append(m);
-  output(c, engine::now_ns());
+  output(c, clock_now());
   return {};
 }
 
@@ -104,7 +104,7 @@ Result<size_t> TcpStack::send_copy(Tcb& c, const void* data, size_t len) {
     src += s->data_len;
   }
   c.sndq.append(m);
-  output(c, engine::now_ns());
+  output(c, clock_now());
   return size_t(take);
 }
 
@@ -118,7 +118,7 @@ void maybe_window_update(TcpStack& s, Tcb& c) {
   if (grow >= std::min<uint32_t>(c.rcv_buf / 2, 2u * c.mss) || c.rcv.adv == c.rcv.nxt) {
     if (grow == 0) return;
     c.ack_now = true;
-    s.output(c, engine::now_ns());
+    s.output(c, s.clock_now());
   }
 }
 }  // namespace
@@ -145,7 +145,7 @@ Result<void> TcpStack::shutdown(Tcb& c) {
     case TcpState::close_wait:
       if (!c.fin_queued) {
         c.fin_queued = true;
-        output(c, engine::now_ns());
+        output(c, clock_now());
       }
       return {};
     default:
@@ -160,12 +160,12 @@ void TcpStack::close(Tcb& c) {
   if (c.state == TcpState::time_wait || c.state == TcpState::closed) return;
   (void)shutdown(c);
   if (c.state == TcpState::fin_wait_2)
-    inst_.timers().schedule(c.keepalive_timer, engine::now_ns() + 2 * cfg_.msl_ns);
+    inst_.timers().schedule(c.keepalive_timer, clock_now() + 2 * cfg_.msl_ns);
 }
 
 void TcpStack::abort(Tcb& c) {
   if (c.synchronized() && c.state != TcpState::time_wait) {
-    send_segment(c, c.snd.nxt, 0, flag::rst | flag::ack, engine::now_ns());
+    send_segment(c, c.snd.nxt, 0, flag::rst | flag::ack, clock_now());
     counters().inc(Counter::tcp_resets_sent);
   }
   drop(c, Errc::connection_aborted);
@@ -173,18 +173,18 @@ void TcpStack::abort(Tcb& c) {
 
 void TcpStack::set_nodelay(Tcb& c, bool on) {
   c.nodelay = on;
-  if (on && c.synchronized()) output(c, engine::now_ns());
+  if (on && c.synchronized()) output(c, clock_now());
 }
 
 void TcpStack::set_cc(Tcb& c, const cc::Algorithm& a) {
   c.cc = &a;
-  a.init(c.ccv, engine::now_ns());
+  a.init(c.ccv, clock_now());
 }
 
 void TcpStack::set_keepalive(Tcb& c, bool on) {
   c.keepalive = on;
   if (on && c.synchronized() && c.state != TcpState::time_wait)
-    inst_.timers().schedule(c.keepalive_timer, engine::now_ns() + cfg_.keepalive_idle_ns);
+    inst_.timers().schedule(c.keepalive_timer, clock_now() + cfg_.keepalive_idle_ns);
   else if (!on && c.state >= TcpState::established && c.state <= TcpState::close_wait &&
            !c.app_closed)
     inst_.timers().cancel(c.keepalive_timer);

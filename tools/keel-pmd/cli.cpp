@@ -37,7 +37,15 @@ const char* help_text =
     "  show port                    ports: driver, MAC, MTU, link, offloads, queues\n"
     "  show stats [all]             counters per instance (non-zero unless 'all') and per port\n"
     "  show arp                     neighbour tables\n"
+    "  show conns                   TCP connections per instance (like ss -tin)\n"
+    "  show tcp                     TCP counters per instance (non-zero)\n"
     "  ping ADDR [COUNT [INTERVAL_MS [SIZE]]]  ICMP echo from instance 0 (default 4, 1000 ms, 56)\n"
+    "  connect ADDR PORT            TCP connection from instance 0; what arrives prints as 'conn N: ...'\n"
+    "  send N TEXT...               send TEXT and a newline on connection N\n"
+    "  shutdown N                   half-close connection N (send FIN)\n"
+    "  close N                      close connection N\n"
+    "  set tcp cc newreno|cubic     congestion control for new connections (every instance)\n"
+    "  set tcp nodelay on|off       Nagle off/on for new connections (every instance)\n"
     "  quit                         stop the ports and exit\n";
 }  // namespace
 
@@ -74,8 +82,20 @@ bool Cli::execute(const std::string& line, std::ostream& out) {
     show_stats(out, w.size() == 3);
   } else if (cmd == "show" && w.size() == 2 && w[1] == "arp") {
     show_arp(out);
+  } else if (cmd == "show" && w.size() == 2 && w[1] == "conns") {
+    show_conns(out);
+  } else if (cmd == "show" && w.size() == 2 && w[1] == "tcp") {
+    show_tcp(out);
   } else if (cmd == "show") {
-    out << "error: usage: show port|stats [all]|arp\n";
+    out << "error: usage: show port|stats [all]|arp|conns|tcp\n";
+  } else if (cmd == "connect") {
+    connect(w, out);
+  } else if (cmd == "send") {
+    send(line, w, out);
+  } else if (cmd == "shutdown" || cmd == "close") {
+    shutdown_or_close(w, cmd == "close", out);
+  } else if (cmd == "set") {
+    set_tcp(w, out);
   } else if (cmd == "ping") {
     unsigned count = 4, interval = 1000, size = 56;
     auto dst = w.size() >= 2 ? net::Ipv4Addr::parse(w[1]) : std::nullopt;

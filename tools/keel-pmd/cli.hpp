@@ -5,12 +5,19 @@
 // memory from this thread.
 
 #include <functional>
+#include <iostream>
+#include <memory>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "engine/engine.hpp"
 
 namespace keel::pmd {
+
+class Services;
+struct ClientConns;
+struct AsyncOut;
 
 /// Runs `fn` on `inst`'s lcore and waits for it (control path only).
 /// Returns false if the instance did not run it within `timeout_ms`.
@@ -19,7 +26,18 @@ bool run_on(engine::Instance& inst, const std::function<void(engine::Instance&)>
 
 class Cli {
  public:
-  explicit Cli(engine::Engine& engine) : engine_(engine) {}
+  /// `async_out` receives what connections report on their own (data
+  /// arriving, connected, closed): whole lines, written from the lcore under
+  /// a lock.
+  explicit Cli(engine::Engine& engine, std::ostream& async_out = std::cout);
+  /// After Engine::stop(): the connections made by `connect` are gone with it.
+  ~Cli();
+  Cli(const Cli&) = delete;
+  Cli& operator=(const Cli&) = delete;
+
+  /// The running services, to name connections in `show conns` (may be null).
+  void set_services(const Services* s) { services_ = s; }
+
   /// Executes one command line. Returns false when the user asked to quit.
   /// Unknown commands and bad arguments print one line starting "error:".
   bool execute(const std::string& line, std::ostream& out);
@@ -28,8 +46,18 @@ class Cli {
   void show_port(std::ostream& out);
   void show_stats(std::ostream& out, bool all);
   void show_arp(std::ostream& out);
+  // conn_commands.cpp
+  void show_conns(std::ostream& out);
+  void show_tcp(std::ostream& out);
+  void connect(const std::vector<std::string>& w, std::ostream& out);
+  void send(const std::string& line, const std::vector<std::string>& w, std::ostream& out);
+  void shutdown_or_close(const std::vector<std::string>& w, bool close, std::ostream& out);
+  void set_tcp(const std::vector<std::string>& w, std::ostream& out);
 
   engine::Engine& engine_;
+  const Services* services_ = nullptr;
+  std::shared_ptr<AsyncOut> async_out_;
+  std::shared_ptr<ClientConns> clients_;  // touched only on instance 0's lcore
 };
 
 }  // namespace keel::pmd

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // keel-pmd: bring ports up, serve, look at counters, run loopback tests.
-//   keel-pmd [EAL options] -- --addr 198.18.0.2/24 [--gw A.B.C.D] [--cmd "..."]... [-i]
+//   keel-pmd [EAL options] -- --addr 198.18.0.2/24 [--gw A.B.C.D] [--serve LIST] [--cmd "..."]... [-i]
 //   keel-pmd --loopback
 #include <poll.h>
 #include <unistd.h>
@@ -15,6 +15,7 @@
 #include "drivers/eal.hpp"
 #include "loopback.hpp"
 #include "options.hpp"
+#include "services.hpp"
 
 namespace {
 
@@ -101,12 +102,29 @@ int main(int argc, char** argv) {
       std::cerr << "keel-pmd: " << r.error() << "\n";
       return 1;
     }
+    // Sessions hold the pool's mbufs: services go after the loops stop and
+    // before the engine.
+    auto services = std::make_unique<keel::pmd::Services>();
+    if (!opts->serve.empty()) {
+      if (auto r = services->start(**engine, opts->serve); !r) {
+        std::cerr << "keel-pmd: --serve: " << r.error() << "\n";
+        (*engine)->stop();
+        services.reset();
+        engine->reset();
+        keel::drivers::eal_cleanup();
+        return 1;
+      }
+      std::cout << "serving";
+      for (const auto& sp : opts->serve) std::cout << " " << keel::pmd::to_string(sp.kind) << ":" << sp.port;
+      std::cout << "\n" << std::flush;
+    }
     keel::pmd::Cli cli(**engine);
+    cli.set_services(services.get());
     bool go_on = true;
     for (const auto& c : opts->commands) {
       if (!(go_on = cli.execute(c, std::cout))) break;
     }
-    if (go_on && (opts->interactive || opts->commands.empty())) {
+    if (go_on && (opts->interactive || opts->commands.empty() || !opts->serve.empty())) {
       std::string line, buf;
       bool prompt = opts->interactive;
       for (;;) {
@@ -122,6 +140,7 @@ int main(int argc, char** argv) {
       if (prompt) std::cout << "\n";
     }
     (*engine)->stop();
+    services.reset();
     engine->reset();  // ports stopped and closed, pool freed
   }
   keel::drivers::eal_cleanup();

@@ -31,10 +31,16 @@ std::string usage() {
   --no-offload        do every checksum in software
   --rx-faults SPEC    fault injection on receive, e.g. drop=5%,reorder=25%,delay=40ms
   --tx-faults SPEC    fault injection on transmit (same syntax)
-  --cmd "COMMAND"     run a command (repeatable); then exit unless -i
+  --serve LIST        TCP test services, NAME[:PORT],... of echo (7), discard (9),
+                      chargen (19), http (80); keel-pmd then runs until a signal
+  --cmd "COMMAND"     run a command (repeatable); then exit unless -i or --serve
   -i                  interactive prompt on stdin (keel> )
   --loopback          two stacks joined by net_ring in this process; no NIC needed
   --pings N           pings the loopback demo sends (default 200)
+  --streams N --bytes N --echoes N --echo-size N --echo-rounds N --seconds N
+                      the loopback demo's TCP workload (default 2 x 256 MiB streams,
+                      8 echo connections x 64 round trips x 16 KiB, 120 s limit)
+  --cc newreno|cubic  congestion control for new TCP connections (default cubic)
   -h, --help          this text
 )";
 }
@@ -82,6 +88,17 @@ Result<Options, std::string> parse_options(const std::vector<std::string>& args)
       auto f = drivers::FaultConfig::parse(v);
       if (!f) return bad(a, f.error());
       (a == "--rx-faults" ? port.rx_faults : port.tx_faults) = *f;
+    } else if (a == "--serve") {
+      if (!value(v)) return bad(a, "needs a list like echo,discard,chargen,http:8080");
+      auto l = parse_service_list(v);
+      if (!l) return bad(a, l.error());
+      for (const auto& sp : *l) {
+        for (const auto& prev : o.serve)
+          if (prev.port == sp.port)
+            return bad(a, "port " + std::to_string(sp.port) + " given twice (" + to_string(prev.kind) +
+                              ", " + to_string(sp.kind) + ")");
+        o.serve.push_back(sp);
+      }
     } else if (a == "--cmd") {
       if (!value(v)) return bad(a, "needs a command");
       o.commands.push_back(v);
@@ -91,6 +108,24 @@ Result<Options, std::string> parse_options(const std::vector<std::string>& args)
       o.loopback = true;
     } else if (a == "--pings") {
       if (!value(v) || !parse_uint(v, o.loopback_pings, 1'000'000)) return bad(a, "needs a count");
+    } else if (a == "--streams") {
+      if (!value(v) || !parse_uint(v, o.loopback_streams, 1000)) return bad(a, "needs a count 0..1000");
+    } else if (a == "--bytes") {
+      if (!value(v) || !parse_uint(v, o.loopback_bytes, 1ull << 40)) return bad(a, "needs a byte count");
+    } else if (a == "--echoes") {
+      if (!value(v) || !parse_uint(v, o.loopback_echoes, 10000)) return bad(a, "needs a count 0..10000");
+    } else if (a == "--echo-size") {
+      if (!value(v) || !parse_uint(v, o.loopback_echo_size, 1u << 24) || o.loopback_echo_size == 0)
+        return bad(a, "needs a size 1..16777216");
+    } else if (a == "--echo-rounds") {
+      if (!value(v) || !parse_uint(v, o.loopback_echo_rounds, 1'000'000)) return bad(a, "needs a count");
+    } else if (a == "--seconds") {
+      if (!value(v) || !parse_uint(v, o.loopback_seconds, 86400) || o.loopback_seconds == 0)
+        return bad(a, "needs seconds 1..86400");
+    } else if (a == "--cc") {
+      const tcp::cc::Algorithm* alg = value(v) ? tcp::cc::find(v) : nullptr;
+      if (alg == nullptr) return bad(a, "needs newreno or cubic");
+      o.engine.tcp.cc = alg;
     } else {
       return bad(a, "unknown option (see --help)");
     }
@@ -105,6 +140,8 @@ Result<Options, std::string> parse_options(const std::vector<std::string>& args)
     o.engine.ports.push_back(port);
   } else if (have_port_opt || !port.l3.addrs.empty()) {
     return bad("--loopback", "makes its own ports; do not combine with --port/--addr");
+  } else if (!o.serve.empty()) {
+    return bad("--loopback", "runs its own demo; do not combine with --serve");
   } else {
     o.engine.ports.push_back(port);  // template for the loopback ports (faults, mtu)
   }
