@@ -22,10 +22,10 @@ struct RingPort {
 };
 
 /// Creates a port with fresh rings of `size` slots; DPDK names it "net_ring_" + name.
-Result<RingPort, std::string> create_ring_port(const std::string& name, unsigned size = 1024);
+Result<RingPort, std::string> create_ring_port(const std::string& name, unsigned size = 4096);
 
 /// Two ports joined back to back: what `a` transmits `b` receives and vice versa.
 Result<std::pair<uint16_t, uint16_t>, std::string> create_ring_link(const std::string& name,
-                                                                     unsigned size = 1024);
+                                                                     unsigned size = 4096);
 
 }  // namespace keel::drivers

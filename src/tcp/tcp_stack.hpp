@@ -30,8 +30,8 @@ struct TcpConfig {
   uint32_t max_connections = 16384;   ///< TCBs per instance (TIME-WAIT included)
   uint32_t snd_buf = 1 << 20;         ///< send buffer per connection, bytes
   uint32_t rcv_buf = 1 << 20;         ///< receive buffer per connection, bytes
-  uint32_t ooo_max_segments = 256;    ///< reassembly queue bound per connection
-  uint32_t ooo_queues = 1024;         ///< connections that may hold out-of-order data at once
+  uint32_t ooo_max_segments = 1024;   ///< reassembly queue bound per connection (~ rcv_buf / MSS)
+  uint32_t ooo_queues = 256;          ///< connections that may hold out-of-order data at once
   uint64_t min_rto_ns = 200'000'000;  ///< RFC 6298 says 1 s; Linux uses 200 ms
   uint64_t max_rto_ns = 60'000'000'000;
   uint64_t initial_rto_ns = 1'000'000'000;
@@ -153,7 +153,14 @@ class TcpStack final : public engine::L4Handler {
   void arm_rexmt(Tcb& c, uint64_t now_ns);
   void enter_time_wait(Tcb& c, uint64_t now_ns);
   uint32_t isn(const ConnKey& k, uint64_t now_ns) const;
-  uint32_t ts_now(uint64_t now_ns) const { return uint32_t(now_ns / 1'000'000); }  // 1 ms ticks
+  /// RFC 7323 TSval clock, 1 ms ticks. Monotonic even though callers pass
+  /// times read at different points of a loop iteration: a TSval that went
+  /// back one tick would make the peer's PAWS drop the segment.
+  uint32_t ts_now(uint64_t now_ns) const {
+    uint32_t t = uint32_t(now_ns / 1'000'000);
+    if (int32_t(t - last_tsval_) > 0) last_tsval_ = t;
+    return last_tsval_;
+  }
   uint16_t mss_for(net::Ipv4Addr dst) const;
   uint32_t rcv_window(const Tcb& c) const;
   void update_rtt(Tcb& c, uint64_t rtt_ns);
@@ -204,6 +211,7 @@ class TcpStack final : public engine::L4Handler {
   std::vector<std::unique_ptr<Listener>> listeners_;
   uint8_t secret_[16];                        // RFC 6528 / cookie key, random at start
   uint16_t next_ephemeral_ = 0;
+  mutable uint32_t last_tsval_ = 0;
   uint32_t cookie_ts_bits_ = UINT32_MAX;      // low TS bits of the SYN-ACK being sent as a cookie
   uint64_t challenge_window_start_ns_ = 0;
   uint32_t challenge_acks_in_window_ = 0;

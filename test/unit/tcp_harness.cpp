@@ -237,6 +237,10 @@ void TcpHarness::mark() {
 
 void TcpHarness::advance_to(uint64_t t) {
   REQUIRE(t >= now_);
+  // Frames sent before this step are parsed (and their TSval checked) at the
+  // time they were sent; take() returns them first.
+  auto earlier = take();
+  pending_.insert(pending_.end(), earlier.begin(), earlier.end());
   now_ = t;
   poll();
 }
@@ -276,7 +280,8 @@ void TcpHarness::send_frame(const Bytes& f) {
 
 std::vector<Out> TcpHarness::take() {
   inst_->flush(now_);
-  std::vector<Out> out;
+  std::vector<Out> out = std::move(pending_);
+  pending_.clear();
   void* p = nullptr;
   while (rte_ring_dequeue(test_port().ring.tx, &p) == 0) {
     auto* mb = static_cast<rte_mbuf*>(p);

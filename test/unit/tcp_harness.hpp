@@ -201,7 +201,7 @@ class TcpHarness {
   /// Feeds raw frame bytes and polls.
   void send_frame(const Bytes& f);
   /// Everything the stack transmitted since the last call (flushes first),
-  /// each frame validated and parsed.
+  /// each frame validated and parsed at the time it was sent.
   std::vector<Out> take();
   /// Exactly one segment, matching `e`.
   Out recv(const Expect& e);
@@ -257,6 +257,7 @@ class TcpHarness {
   engine::Interface* ifc_ = nullptr;
   std::unique_ptr<TcpStack> stack_;
   ConnRec* app_ = &conn;
+  std::vector<Out> pending_;  // sent before the last advance, not yet taken
   std::vector<uint64_t> counter_base_;
 };
 

@@ -122,6 +122,8 @@ int run_loopback(const Options& opts) {
   bool pools_ok = false, ping_ok = false, tcp_ok = false;
   {
     Services services;
+    if (auto r = (*a)->launch(); !r) return std::cerr << "keel-pmd: " << r.error() << "\n", 1;
+    if (auto r = (*b)->launch(); !r) return std::cerr << "keel-pmd: " << r.error() << "\n", 1;
     auto started = services.start(**b, {{ServiceKind::echo, 7},
                                         {ServiceKind::discard, 9},
                                         {ServiceKind::chargen, 19},
@@ -130,8 +132,6 @@ int run_loopback(const Options& opts) {
       std::cerr << "keel-pmd: " << started.error() << "\n";
       return 1;
     }
-    if (auto r = (*a)->launch(); !r) return std::cerr << "keel-pmd: " << r.error() << "\n", 1;
-    if (auto r = (*b)->launch(); !r) return std::cerr << "keel-pmd: " << r.error() << "\n", 1;
 
     std::cout << "keel loopback: stack A 198.18.0.1 <-> net_ring <-> stack B 198.18.0.2";
     if (tmpl.rx_faults.enabled()) std::cout << " (rx faults " << tmpl.rx_faults.to_string() << ")";

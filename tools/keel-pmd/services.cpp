@@ -166,6 +166,13 @@ class Session : public tcp::ConnHandler {
     if (tcb_ != nullptr) tcp_->close(*tcb_);
   }
 
+  /// Runs `f` as a callback does (for the session's own timers).
+  template <class F>
+  void guarded(F&& f) {
+    Guard g(*this);
+    if (live()) f();
+  }
+
   /// Discards whatever has arrived.
   void drain() {
     while (live())
@@ -357,16 +364,29 @@ class ChargenSession final : public Session {
 
 // ----- http -----
 class HttpConn final : public Session {
+ public:
+  HttpConn() { linger_.set_callback(&HttpConn::linger_expired, this); }
+
  private:
-  void readable() override { pump(); }
-  void writable() override { pump(); }
+  /// How long a lingering close waits for the client's FIN.
+  static constexpr uint64_t linger_ns = 2'000'000'000;
+
+  void readable() override {
+    if (lingering_) return drain();
+    pump();
+  }
+  void writable() override {
+    if (!lingering_) pump();
+  }
   void peer_closed() override {
     peer_fin_ = true;
+    if (lingering_) return finish();
     pump();
   }
   void clear() override {
+    if (tcp_ != nullptr) tcp_->instance().timers().cancel(linger_);
     h_.reset();
-    peer_fin_ = told_fin_ = false;
+    peer_fin_ = told_fin_ = lingering_ = false;
   }
 
   void pump() {
@@ -399,13 +419,31 @@ class HttpConn final : public Session {
         }
         progress = true;
       }
-      if (h_.done()) return finish();
+      if (h_.done()) return linger();
     }
     if (live() && h_.has_output()) tcp_->want_writable(*tcb_);
   }
 
+  // RFC 9112 9.6: closing while the client may still be sending (an error, a
+  // request after "Connection: close") would answer its data with a RST, which
+  // can destroy the response before the client read it. So: half-close, read
+  // and discard until the client's FIN or linger_ns, then close.
+  void linger() {
+    if (!live()) return;
+    if (peer_fin_) return finish();
+    if (auto r = tcp_->shutdown(*tcb_); !r) return finish();
+    lingering_ = true;
+    drain();
+    if (live()) tcp_->instance().timers().schedule(linger_, engine::now_ns() + linger_ns);
+  }
+  static void linger_expired(engine::Timer&, void* ctx, uint64_t) {
+    auto* s = static_cast<HttpConn*>(ctx);
+    s->guarded([s] { s->finish(); });
+  }
+
   http::Session h_;
-  bool peer_fin_ = false, told_fin_ = false;
+  engine::Timer linger_;
+  bool peer_fin_ = false, told_fin_ = false, lingering_ = false;
 };
 
 template <class S>
