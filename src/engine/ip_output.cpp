@@ -39,6 +39,7 @@ Result<void> Instance::ip_output(rte_mbuf* m, const IpSend& p, uint64_t now_ns) 
   bool tso = m->ol_flags & RTE_MBUF_F_TX_TCP_SEG;
   bool needs_fragments = total > ifc.mtu && !tso;
   if (needs_fragments && p.dont_fragment) {
+    counters_.inc(Counter::ip_too_big_df);
     rte_pktmbuf_free(m);
     return fail(Errc::invalid_argument);  // the caller must respect the path MTU
   }

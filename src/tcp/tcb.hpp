@@ -135,6 +135,8 @@ struct Tcb {
   bool fin_sent = false;
   uint32_t fin_seq = 0;         ///< sequence number of our FIN (valid once fin_sent)
   bool persisting = false;      ///< rexmt_timer is the persist timer (zero window)
+  bool tlp_pending = false;     ///< rexmt_timer is a tail loss probe (RFC 8985 7)
+  bool tlp_sent = false;        ///< a probe is out; no other until an ACK advances
   bool fin_received = false;
   bool nodelay = false;
   bool ack_now = false;         ///< send an ACK at the next output

@@ -167,6 +167,7 @@ void TcpStack::input_listen(Listener& l, const TcpSegment& seg, rte_mbuf* m,
     ++l.accepted;
     c->handler = l.handler ? l.handler->on_accept(*c) : nullptr;
     if (c->handler == nullptr) return abort(*c);
+    if (lookup(key) != c) return;  // the handler closed it already
     if (c->keepalive) inst_.timers().schedule(c->keepalive_timer, now_ns + cfg_.keepalive_idle_ns);
     return;
   }
@@ -428,6 +429,7 @@ void TcpStack::input_synchronized(Tcb& c, const TcpSegment& seg_in, rte_mbuf* m,
 
   // Fifth: ACK.
   if (!seg.has(flag::ack)) return discard();
+  bool handshake_ack = false;
   if (c.state == TcpState::syn_received) {
     if (!(seq_gt(seg.ack, c.snd.una) && seq_leq(seg.ack, c.snd.max))) {
       engine::Ipv4Meta ip;
@@ -438,6 +440,16 @@ void TcpStack::input_synchronized(Tcb& c, const TcpSegment& seg_in, rte_mbuf* m,
     }
     set_state(c, TcpState::established);
     inst_.timers().cancel(c.keepalive_timer);
+    // The SYN is acknowledged: move SND.UNA past it before the application
+    // runs, so data it queues in on_accept starts at ISS+1 (and is not taken
+    // for the SYN's sequence number when the ACK is processed below).
+    c.snd.una = c.iss + 1;
+    if (seq_lt(c.snd.nxt, c.snd.una)) c.snd.nxt = c.snd.una;
+    c.backoff = 0;
+    inst_.timers().cancel(c.rexmt_timer);
+    if (c.ts_ok && seg.opt.has_timestamp && seg.opt.tsecr != 0)
+      update_rtt(c, uint64_t(ts_now(now_ns) - seg.opt.tsecr) * 1'000'000 + 500'000);
+    handshake_ack = true;
     c.snd.wnd = uint32_t(seg.window) << c.snd.wscale;
     c.snd.max_wnd = std::max(c.snd.max_wnd, c.snd.wnd);
     c.snd.wl1 = seg.seq;
@@ -473,7 +485,7 @@ void TcpStack::input_synchronized(Tcb& c, const TcpSegment& seg_in, rte_mbuf* m,
     send_challenge_ack(c, now_ns);
     return;
   }
-  if (!process_ack(c, seg, len, now_ns)) return discard();  // the connection is gone
+  if (!process_ack(c, seg, len, handshake_ack, now_ns)) return discard();  // the connection is gone
 
   // Seventh: segment text.
   if (len > 0) {
@@ -509,7 +521,8 @@ void TcpStack::input_synchronized(Tcb& c, const TcpSegment& seg_in, rte_mbuf* m,
   output(c, now_ns);
 }
 
-bool TcpStack::process_ack(Tcb& c, const TcpSegment& seg, uint32_t len, uint64_t now_ns) {
+bool TcpStack::process_ack(Tcb& c, const TcpSegment& seg, uint32_t len, bool handshake_ack,
+                           uint64_t now_ns) {
   uint32_t prev_wnd = c.snd.wnd;
   // RFC 9293 3.10.7.4 fifth: window update from segments at least as new.
   if (seq_lt(c.snd.wl1, seg.seq) || (c.snd.wl1 == seg.seq && seq_leq(c.snd.wl2, seg.ack))) {
@@ -570,8 +583,9 @@ bool TcpStack::process_ack(Tcb& c, const TcpSegment& seg, uint32_t len, uint64_t
     }
     if (!c.in_recovery) c.dupacks = 0;
     // RFC 6298 5.2 / 5.3.
+    c.tlp_sent = false;
     if (c.snd.una == c.snd.max) inst_.timers().cancel(c.rexmt_timer);
-    else arm_rexmt(c, now_ns);
+    else arm_rexmt_or_probe(c, now_ns);
     // Our FIN acknowledged?
     if (c.fin_sent && seq_gt(c.snd.una, c.fin_seq)) {
       switch (c.state) {
@@ -599,12 +613,23 @@ bool TcpStack::process_ack(Tcb& c, const TcpSegment& seg, uint32_t len, uint64_t
   }
   // Duplicate ACK (RFC 5681 2): same ACK, no data, same window, data outstanding.
   bool dup = seg.ack == c.snd.una && len == 0 && !seg.has(flag::fin) &&
-             c.snd.wnd == prev_wnd && c.snd.max != c.snd.una;
-  if (!dup) return true;
-  counters().inc(Counter::tcp_dup_acks);
-  if (c.dupacks < 255) ++c.dupacks;
+             c.snd.wnd == prev_wnd && c.snd.max != c.snd.una && !handshake_ack;
+  if (dup) {
+    counters().inc(Counter::tcp_dup_acks);
+    if (c.dupacks < 255) ++c.dupacks;
+  }
   if (c.in_recovery) return true;  // output() sends what the pipe allows
-  bool lost = c.dupacks >= 3 || (c.sack_ok && c.sack.is_lost(c.snd.una, c.mss));
+  // RFC 6675 5: SACK information alone can show a loss, also on ACKs that
+  // carry data (bidirectional traffic has no pure duplicate ACKs).
+  bool sack_lost = c.sack_ok && seg.ack == c.snd.una && c.snd.max != c.snd.una &&
+                   c.sack.is_lost(c.snd.una, c.mss);
+  if (!dup && !sack_lost) return true;
+  // RFC 5827 early retransmit: with fewer than four segments out and nothing
+  // new to send, fewer duplicate ACKs will ever come; lower the threshold.
+  uint32_t out_segs = (c.snd.max - c.snd.una + c.mss - 1) / c.mss;
+  bool nothing_new = c.snd.max - c.snd.una >= c.sndq.size();
+  uint32_t dupthresh = out_segs < 4 && nothing_new ? std::max<uint32_t>(out_segs, 2) - 1 : 3;
+  bool lost = (dup && c.dupacks >= dupthresh) || sack_lost;
   if (!lost) return true;
   // Enter fast recovery (RFC 6675 5 / RFC 6582 3.2 step 2).
   c.in_recovery = true;

@@ -20,8 +20,50 @@ uint32_t data_end(const Tcb& c) { return c.snd.una + c.sndq.size(); }
 
 void TcpStack::arm_rexmt(Tcb& c, uint64_t now_ns) {
   c.persisting = false;
+  c.tlp_pending = false;
   uint64_t rto = c.rto_ns << std::min<uint8_t>(c.backoff, 16);
   inst_.timers().schedule(c.rexmt_timer, now_ns + std::min(rto, cfg_.max_rto_ns));
+}
+
+void TcpStack::arm_rexmt_or_probe(Tcb& c, uint64_t now_ns) {
+  // RFC 8985 7.2: PTO = 2 * SRTT, plus the peer's delayed-ACK allowance when
+  // only one segment is out; only with SACK, outside recovery, one at a time.
+  if (c.sack_ok && !c.in_recovery && !c.tlp_sent && c.srtt_ns != 0 &&
+      c.state == TcpState::established) {
+    uint64_t pto = std::max<uint64_t>(2 * c.srtt_ns, 10'000'000);
+    if (c.snd.max - c.snd.una <= c.mss) pto += cfg_.delack_ns;
+    uint64_t rto = c.rto_ns << std::min<uint8_t>(c.backoff, 16);
+    if (pto < rto) {
+      c.persisting = false;
+      c.tlp_pending = true;
+      inst_.timers().schedule(c.rexmt_timer, now_ns + pto);
+      return;
+    }
+  }
+  arm_rexmt(c, now_ns);
+}
+
+void TcpStack::send_tail_probe(Tcb& c, uint64_t now_ns) {
+  // RFC 8985 7.3: send new data if the windows allow, else the last segment
+  // again, so that the ACK it draws shows the receiver's holes (SACK).
+  c.tlp_pending = false;
+  c.tlp_sent = true;
+  counters().inc(engine::Counter::tcp_tail_probes);
+  uint32_t end = data_end(c);
+  uint32_t unsent = seq_gt(end, c.snd.nxt) ? end - c.snd.nxt : 0;
+  if (unsent > 0 && c.snd.nxt == c.snd.max && c.snd.wnd > c.snd.max - c.snd.una) {
+    output(c, now_ns);
+  } else {
+    uint32_t start = seq_max(c.snd.una, end - std::min<uint32_t>(c.mss, end - c.snd.una));
+    uint8_t fl = flag::ack;
+    if (c.fin_sent && seq_geq(c.snd.max, c.fin_seq + 1)) fl |= flag::fin;
+    if (end != start || (fl & flag::fin)) {
+      send_segment(c, start, end - start, fl, now_ns);
+      ++c.total_retransmits;
+      counters().inc(engine::Counter::tcp_retransmits);
+    }
+  }
+  arm_rexmt(c, now_ns);
 }
 
 void TcpStack::send_segment(Tcb& c, uint32_t seq, uint32_t len, uint8_t flags, uint64_t now_ns) {
@@ -77,6 +119,10 @@ void TcpStack::send_segment(Tcb& c, uint32_t seq, uint32_t len, uint8_t flags, u
   uint32_t field = syn ? std::min<uint32_t>(c.rcv.wnd, 0xffff) : c.rcv.wnd >> c.rcv.wscale;
   s.window = uint16_t(std::min<uint32_t>(field, 0xffff));
 
+  // SACK blocks ride only where they fit: a full-sized segment has room for
+  // the timestamp alone (the MSS was cut for it), so data never grows past the MTU.
+  size_t room = size_t(mss_for(net::Ipv4Addr{c.key.remote_ip})) + net::tcp_min_header_len;
+  while (o.sack_count > 0 && net::tcp_min_header_len + o.wire_len() + len > room) --o.sack_count;
   size_t hlen = net::tcp_min_header_len + o.wire_len();
   auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, uint16_t(hlen)));
   emit_tcp(p, s);
@@ -183,7 +229,7 @@ void TcpStack::output(Tcb& c, uint64_t now_ns) {
       c.rtt_seq = seq;
       c.rtt_start_ns = now_ns;
     }
-    if (!c.rexmt_timer.armed() || c.persisting) arm_rexmt(c, now_ns);
+    if (!c.rexmt_timer.armed() || c.persisting || c.tlp_pending) arm_rexmt_or_probe(c, now_ns);
     sent = true;
     if (fin_due) break;
   }

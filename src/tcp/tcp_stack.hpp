@@ -150,7 +150,11 @@ class TcpStack final : public engine::L4Handler {
   void send_rst_for(const TcpSegment& seg, const engine::Ipv4Meta& ip, uint32_t payload_len,
                     uint64_t now_ns);
   void send_challenge_ack(Tcb& c, uint64_t now_ns);
+  /// Arms the retransmission timer (RFC 6298).
   void arm_rexmt(Tcb& c, uint64_t now_ns);
+  /// Arms a tail loss probe when it would fire before the RTO, else the RTO.
+  void arm_rexmt_or_probe(Tcb& c, uint64_t now_ns);
+  void send_tail_probe(Tcb& c, uint64_t now_ns);
   void enter_time_wait(Tcb& c, uint64_t now_ns);
   uint32_t isn(const ConnKey& k, uint64_t now_ns) const;
   /// RFC 7323 TSval clock, 1 ms ticks. Monotonic even though callers pass
@@ -184,7 +188,9 @@ class TcpStack final : public engine::L4Handler {
   void input_syn_sent(Tcb& c, const TcpSegment& seg, rte_mbuf* m, uint64_t now_ns);
   void input_synchronized(Tcb& c, const TcpSegment& seg, rte_mbuf* m, uint32_t len,
                           uint64_t now_ns);
-  bool process_ack(Tcb& c, const TcpSegment& seg, uint32_t len, uint64_t now_ns);
+  /// `handshake_ack`: the ACK that completed a passive open (never a duplicate).
+  bool process_ack(Tcb& c, const TcpSegment& seg, uint32_t len, bool handshake_ack,
+                   uint64_t now_ns);
   void process_data(Tcb& c, const TcpSegment& seg, rte_mbuf* m, uint32_t len, uint64_t now_ns);
   void process_fin(Tcb& c, uint64_t now_ns);
   void apply_syn_options(Tcb& c, const TcpSegment& seg);

@@ -22,6 +22,7 @@ void TcpStack::rexmt_fired(engine::Timer&, void* ctx, uint64_t now_ns) {
     s.inst_.timers().schedule(c.rexmt_timer, now_ns + c.persist_backoff_ns);
     return;
   }
+  if (c.tlp_pending) return s.send_tail_probe(c, now_ns);
   s.counters().inc(Counter::tcp_rto_timeouts);
   if (c.state == TcpState::syn_sent || c.state == TcpState::syn_received) {
     if (++c.syn_retries > s.cfg_.syn_retries) {

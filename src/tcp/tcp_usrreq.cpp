@@ -40,6 +40,8 @@ Result<Tcb*> TcpStack::connect(net::Ipv4Addr dst, uint16_t port, ConnHandler* h,
     return fail(Errc::invalid_argument);
   auto rt = inst_.route(dst);
   if (!rt) return fail(Errc::unreachable);
+  // Our own address would need a loopback path, which keel does not have yet.
+  if (rt->iface->owns(dst)) return fail(Errc::not_supported);
   if (local_port == 0) local_port = pick_ephemeral_port(rt->src, dst, port);
   if (local_port == 0) return fail(Errc::no_memory);
   ConnKey key{rt->src.v, dst.v, local_port, port};

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: BSD-3-Clause
-// keel-pmd's test services, the parts that need no connection: the --serve
+// keel-pmd's test services. The parts that need no connection: the --serve
 // list, the chargen stream, the /bytes pattern, the HTTP request parser and the
 // HTTP session state machine (bytes in, bytes out), and the mbuf chain split
-// the echo service uses.
+// the echo service uses. Then the services on a real TcpStack (the packet-level
+// harness plays the peer): echo, chargen's first bytes, HTTP's lingering close.
 #include <catch2/catch.hpp>
 
 #include <rte_mbuf.h>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "tcp_harness.hpp"
 #include "test_support.hpp"
 #include "tools/keel-pmd/http_service.hpp"
 #include "tools/keel-pmd/services.hpp"
@@ -587,4 +589,163 @@ TEST_CASE("split_chain_front: whole segments that fit", "[pmd]") {
   CHECK(split_chain_front(c, 3) == one);
   CHECK(c == nullptr);
   rte_pktmbuf_free(one);
+}
+
+// ===== the services on a TcpStack =====
+
+namespace {
+using namespace keel::test::tcp;
+using keel::test::Bytes;
+using keel::test::pattern;
+
+Bytes to_bytes(const std::string& s) { return Bytes(s.begin(), s.end()); }
+
+// Passive open on `port` with the service's handler; no timestamps, so the
+// peer's segments need no TS bookkeeping.
+void open(TcpHarness& h, uint16_t port) {
+  h.kport = port;
+  PeerOpts po;
+  po.ts = false;
+  SEND(h, h.syn(po));
+  Out sa = RECV_SEG(h, Expect{.ack = h.irs + 1, .flags = SYN | ACK});
+  h.iss = sa.seq();
+  h.peer_nxt = h.irs + 1;
+  h.keel_nxt = h.iss + 1;
+}
+
+// The data of `out`, which must follow on from h.keel_nxt (advanced past it).
+std::string stream_of(TcpHarness& h, const std::vector<Out>& out) {
+  std::string s;
+  for (const auto& o : out) {
+    if (o.len() == 0) continue;
+    CHECK(o.seq() == h.keel_nxt + uint32_t(s.size()));
+    s.append(o.data.begin(), o.data.end());
+  }
+  h.keel_nxt += uint32_t(s.size());
+  return s;
+}
+}  // namespace
+
+TEST_CASE("echo over TCP: the data comes back, FIN after the peer's FIN", "[pmd]") {
+  TcpHarness h;
+  auto svc = make_service_handler(ServiceKind::echo, h.stack());
+  REQUIRE(h.stack().listen(keel::net::Ipv4Addr::any(), 7, 16, svc.get()).has_value());
+  open(h, 7);
+  SEND(h, Seg{});
+  RECV_NOTHING(h);
+  SEND(h, Seg{.flags = PSH | ACK, .data = to_bytes("hello\n")});
+  h.peer_nxt += 6;
+  CHECK(stream_of(h, h.take()) == "hello\n");
+  // Two full segments go back as they came, in order.
+  Bytes a = pattern(1460, 1), b = pattern(1460, 2);
+  SEND(h, Seg{.data = a});
+  h.peer_nxt += 1460;
+  SEND(h, Seg{.data = b});
+  h.peer_nxt += 1460;
+  std::string back = stream_of(h, h.take());
+  Bytes ab = a;
+  ab.insert(ab.end(), b.begin(), b.end());
+  CHECK(back == std::string(ab.begin(), ab.end()));
+  SEND(h, Seg{});  // ACK of it all
+  SEND(h, Seg{.flags = FIN | ACK});
+  h.peer_nxt += 1;
+  auto fin = h.take();
+  REQUIRE(!fin.empty());
+  CHECK((fin.back().flags() & FIN) != 0);
+  CHECK(fin.back().seq() == h.keel_nxt);
+  h.keel_nxt += 1;
+  SEND(h, Seg{});  // LAST-ACK -> CLOSED
+  h.finish();
+}
+
+TEST_CASE("chargen over TCP: the stream starts at its first byte", "[pmd]") {
+  // On a passive open the application is told before the handshake's ACK is
+  // processed; data queued from on_accept would lose its first byte, so the
+  // session starts from on_writable (see can_send_now in services.cpp).
+  TcpHarness h;
+  auto svc = make_service_handler(ServiceKind::chargen, h.stack());
+  REQUIRE(h.stack().listen(keel::net::Ipv4Addr::any(), 19, 16, svc.get()).has_value());
+  open(h, 19);
+  SEND(h, Seg{});  // the handshake's ACK: chargen starts
+  std::string got = stream_of(h, h.take());
+  REQUIRE(got.size() >= 2 * chargen_line_len);
+  CHECK(got == chargen(0, got.size()));
+  // More as the peer acknowledges, still in order.
+  SEND(h, Seg{});
+  size_t before = got.size();
+  got += stream_of(h, h.take());
+  CHECK(got.size() > before);
+  CHECK(got == chargen(0, got.size()));
+  // The peer resets: the session and its buffers are released.
+  SEND(h, Seg{.flags = RST});
+  h.finish();
+}
+
+TEST_CASE("http over TCP: an error is answered, then a lingering close", "[pmd]") {
+  TcpHarness h;
+  auto svc = make_service_handler(ServiceKind::http, h.stack());
+  REQUIRE(h.stack().listen(keel::net::Ipv4Addr::any(), 80, 16, svc.get()).has_value());
+  open(h, 80);
+  SEND(h, Seg{});
+  SEND(h, Seg{.flags = PSH | ACK, .data = to_bytes("GARBAGE\r\n\r\n")});
+  h.peer_nxt += 11;
+  auto out = h.take();
+  std::string resp = stream_of(h, out);
+  CHECK_THAT(resp, Catch::StartsWith("HTTP/1.1 400 Bad Request\r\n"));
+  // Half-closed: our FIN follows the response.
+  REQUIRE(!out.empty());
+  CHECK((out.back().flags() & FIN) != 0);
+  h.keel_nxt += 1;
+  SEND(h, Seg{});  // ACK of the response and FIN: FIN-WAIT-2
+  CHECK(h.state() == "FIN-WAIT-2");
+
+  SECTION("more data from the client is read, not answered with RST") {
+    SEND(h, Seg{.flags = PSH | ACK, .data = to_bytes("GET / HTTP/1.1\r\n")});
+    h.peer_nxt += 16;
+    for (const auto& o : h.take()) CHECK((o.flags() & RST) == 0);
+    CHECK(h.count(keel::engine::Counter::tcp_data_after_close) == 0);
+    SEND(h, Seg{.flags = FIN | ACK});  // the client closes: TIME-WAIT
+    h.peer_nxt += 1;
+    CHECK(h.state() == "TIME-WAIT");
+  }
+  SECTION("a client that never closes is let go after the linger time") {
+    h.advance(1 * sec);
+    CHECK(h.state() == "FIN-WAIT-2");
+    h.advance(1500 * ms);  // linger (2 s) over: closed, FIN-WAIT-2 bounded by 2 MSL
+  }
+  h.advance(5 * sec);
+  (void)h.take();
+  CHECK(h.state() == "CLOSED");
+  h.finish();
+}
+
+TEST_CASE("http over TCP: /bytes/N larger than the send buffer, keep-alive", "[pmd]") {
+  TcpHarness h;
+  auto svc = make_service_handler(ServiceKind::http, h.stack());
+  REQUIRE(h.stack().listen(keel::net::Ipv4Addr::any(), 80, 16, svc.get()).has_value());
+  open(h, 80);
+  SEND(h, Seg{});
+  const size_t n = 300000;  // beyond the harness's 128 KiB send buffer
+  std::string req = "GET /bytes/" + std::to_string(n) + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  SEND(h, Seg{.flags = PSH | ACK, .data = to_bytes(req)});
+  h.peer_nxt += uint32_t(req.size());
+  std::string got;
+  for (int round = 0; round < 1000 && got.size() < n + 150; ++round) {
+    got += stream_of(h, h.take());
+    SEND(h, Seg{});  // acknowledge everything so far
+  }
+  size_t end = got.find("\r\n\r\n");
+  REQUIRE(end != std::string::npos);
+  CHECK_THAT(got.substr(0, end), Catch::Contains("Content-Length: 300000"));
+  std::string body = got.substr(end + 4);
+  REQUIRE(body.size() == n);
+  CHECK(is_pattern(body));
+  CHECK(h.state() == "ESTABLISHED");  // keep-alive
+  // The client closes: the server closes too.
+  SEND(h, Seg{.flags = FIN | ACK});
+  h.peer_nxt += 1;
+  RECV(h, Expect{.seq = h.keel_nxt, .ack = h.peer_nxt, .flags = FIN | ACK});
+  h.keel_nxt += 1;
+  SEND(h, Seg{});
+  h.finish();
 }

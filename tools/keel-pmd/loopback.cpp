@@ -83,6 +83,14 @@ bool run_tcp(engine::Engine& a, engine::Engine& b, const Options& opts) {
               double(bytes) * 8 / 1e9 / secs, st.mismatches.load(),
               (unsigned long long)(counter_sum(a, engine::Counter::tcp_retransmits) +
                                    counter_sum(b, engine::Counter::tcp_retransmits)));
+  if (st.conns_done + st.conns_failed < total) {
+    // Unfinished: show where the connections stand, for diagnosis.
+    Cli cli_a(a), cli_b(b);
+    std::cout << "unfinished connections, stack A:\n";
+    cli_a.execute("show conns", std::cout);
+    std::cout << "stack B:\n";
+    cli_b.execute("show conns", std::cout);
+  }
   return ok;
 }
 

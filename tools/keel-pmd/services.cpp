@@ -434,7 +434,7 @@ class HttpConn final : public Session {
     if (auto r = tcp_->shutdown(*tcb_); !r) return finish();
     lingering_ = true;
     drain();
-    if (live()) tcp_->instance().timers().schedule(linger_, engine::now_ns() + linger_ns);
+    if (live()) tcp_->instance().timers().schedule(linger_, tcp_->clock_now() + linger_ns);
   }
   static void linger_expired(engine::Timer&, void* ctx, uint64_t) {
     auto* s = static_cast<HttpConn*>(ctx);
