@@ -30,8 +30,8 @@ struct TcpConfig {
   uint32_t max_connections = 16384;   ///< TCBs per instance (TIME-WAIT included)
   uint32_t snd_buf = 1 << 20;         ///< send buffer per connection, bytes
   uint32_t rcv_buf = 1 << 20;         ///< receive buffer per connection, bytes
-  uint32_t ooo_max_segments = 1024;   ///< reassembly queue bound per connection (~ rcv_buf / MSS)
-  uint32_t ooo_queues = 256;          ///< connections that may hold out-of-order data at once
+  uint32_t ooo_max_segments = 768;    ///< reassembly queue bound per connection (~ rcv_buf / MSS)
+  uint32_t ooo_queues = 1024;         ///< connections that may hold out-of-order data at once
   uint64_t min_rto_ns = 200'000'000;  ///< RFC 6298 says 1 s; Linux uses 200 ms
   uint64_t max_rto_ns = 60'000'000'000;
   uint64_t initial_rto_ns = 1'000'000'000;
