@@ -10,4 +10,20 @@ tools/build.sh
 meson test -C "${KEEL_BUILD_DIR:-build}" --print-errorlogs --num-processes 2
 tools/run-asan.sh
 tools/run-fuzz.sh "${KEEL_FUZZ_SECONDS:-60}"
+# One closing line over both meson runs (plain and sanitized): 'N passed, N failed'.
+/usr/bin/python3 - "${KEEL_BUILD_DIR:-build}" "${KEEL_ASAN_BUILD_DIR:-build-asan}" <<'PY'
+import json, sys
+passed = failed = skipped = 0
+for d in sys.argv[1:]:
+    try:
+        lines = open(f"{d}/meson-logs/testlog.json").read().splitlines()
+    except OSError:
+        continue
+    for line in lines:
+        r = json.loads(line).get("result")
+        if r in ("OK", "EXPECTEDFAIL"): passed += 1
+        elif r == "SKIP": skipped += 1
+        else: failed += 1
+print(f"keel tests: {passed} passed, {failed} failed, {skipped} skipped")
+PY
 echo "keel: all tests passed"
