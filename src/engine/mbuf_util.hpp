@@ -58,6 +58,19 @@ inline bool make_contiguous(rte_mbuf* m, uint32_t len) {
   return rte_pktmbuf_linearize(m) == 0;
 }
 
+/// Frees a list of segments linked through `next` one by one: for lists whose
+/// head does not describe the whole chain (queues that append and consume
+/// segment by segment), where rte_pktmbuf_free would trust nb_segs.
+inline void free_segments(rte_mbuf* s) {
+  while (s != nullptr) {
+    rte_mbuf* next = s->next;
+    s->next = nullptr;
+    s->nb_segs = 1;
+    rte_pktmbuf_free_seg(s);
+    s = next;
+  }
+}
+
 /// A packet of `len` bytes (contents unset) in as many segments as it needs;
 /// the first keeps the default headroom for headers. nullptr if the pool ran out.
 inline rte_mbuf* alloc_chain(rte_mempool* pool, uint32_t len) {

@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "engine/mbuf_util.hpp"
+
 namespace keel::tcp {
 
 class RecvQueue {
@@ -72,14 +74,8 @@ class RecvQueue {
   }
 
   void clear() {
-    while (head_ != nullptr) {
-      rte_mbuf* next = head_->next;
-      head_->next = nullptr;
-      head_->nb_segs = 1;
-      rte_pktmbuf_free_seg(head_);
-      head_ = next;
-    }
-    tail_ = nullptr;
+    engine::free_segments(head_);
+    head_ = tail_ = nullptr;
     len_ = 0;
   }
 

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: BSD-3-Clause
 #include "tcp/send_queue.hpp"
 
+#include "engine/mbuf_util.hpp"
+
 #include <rte_mbuf.h>
 
 #include <algorithm>
@@ -114,14 +116,8 @@ void SendQueue::copy_out(uint32_t off, uint32_t len, uint8_t* dst) const {
 }
 
 void SendQueue::clear() {
-  while (head_ != nullptr) {
-    rte_mbuf* next = head_->next;
-    head_->next = nullptr;
-    head_->nb_segs = 1;
-    rte_pktmbuf_free_seg(head_);
-    head_ = next;
-  }
-  tail_ = nullptr;
+  engine::free_segments(head_);
+  head_ = tail_ = nullptr;
   cur_seg_ = nullptr;
   head_off_ = len_ = cur_off_ = 0;
 }
