@@ -11,6 +11,7 @@
 #include "engine/timer_wheel.hpp"
 #include "net/addresses.hpp"
 #include "tcp/cc/cc.hpp"
+#include "tcp/rack.hpp"
 #include "tcp/reassembly_queue.hpp"
 #include "tcp/recv_queue.hpp"
 #include "tcp/sack_scoreboard.hpp"
@@ -119,7 +120,9 @@ struct Tcb {
   uint32_t high_rxt = 0;        ///< one past the last octet retransmitted in this recovery (RFC 6675 HighRxt, exclusive)
   uint32_t rescue_rxt = 0;
   uint8_t dupacks = 0;
+  bool rto_recovery = false;    ///< SACK: after an RTO, resending what RACK marked lost until snd.una >= recover
   SackScoreboard sack;
+  Rack rack;                    ///< SACK: what was sent when; RACK loss detection (RFC 8985)
   cc::CcVars ccv;
   const cc::Algorithm* cc = nullptr;
 
@@ -157,6 +160,7 @@ struct Tcb {
   engine::Timer rexmt_timer;
   engine::Timer delack_timer;
   engine::Timer keepalive_timer;  ///< also 2MSL in TIME-WAIT and the SYN-RECEIVED timeout
+  engine::Timer reo_timer;        ///< RACK's reordering timer (RFC 8985 6.2 step 5)
 
   // Statistics (show conns)
   uint32_t retransmits = 0;

@@ -466,7 +466,7 @@ void TcpStack::input_synchronized(Tcb& c, const TcpSegment& seg_in, rte_mbuf* m,
         return abort(c);
       }
       if (lookup(c.key) != &c) return discard();
-    } else if (c.handler) {
+    } else if (c.handler && !c.app_closed) {  // close() promised only on_closed from now on
       c.handler->on_connected(c);  // simultaneous open completed
       if (lookup(c.key) != &c) return discard();
     }
@@ -536,13 +536,26 @@ bool TcpStack::process_ack(Tcb& c, const TcpSegment& seg, uint32_t len, bool han
       inst_.timers().cancel(c.rexmt_timer);
     }
   }
-  bool dsack = false;
-  if (c.sack_ok && seg.opt.sack_count > 0) {
-    // The scoreboard wants SND.UNA as it will be after this ACK.
+  uint32_t sacked_before = c.sack.sacked_bytes();
+  if (c.sack_ok) {
+    // The scoreboard wants SND.UNA as it will be after this ACK; RACK wants to
+    // know what the ACK newly delivers, against the scoreboard before it.
     uint32_t una = seq_gt(seg.ack, c.snd.una) ? seg.ack : c.snd.una;
-    dsack = c.sack.update(seg.opt.sack, seg.opt.sack_count, una, c.snd.max);
+    Rack::Ack a;
+    a.una_before = c.snd.una;
+    a.una_after = una;
+    a.snd_nxt = c.snd.max;
+    a.now_ns = now_ns;
+    if (seg.opt.sack_count > 0) {
+      SackScoreboard before = c.sack;
+      a.dsack = c.sack.update(seg.opt.sack, seg.opt.sack_count, una, c.snd.max);
+      a.blocks = seg.opt.sack;
+      a.n = seg.opt.sack_count;
+      c.rack.on_ack(a, before);
+    } else if (una != c.snd.una) {
+      c.rack.on_ack(a, c.sack);
+    }
   }
-  (void)dsack;
 
   uint32_t acked = seg.ack - c.snd.una;
   if (seq_gt(seg.ack, c.snd.una)) {
@@ -563,10 +576,12 @@ bool TcpStack::process_ack(Tcb& c, const TcpSegment& seg, uint32_t len, bool han
     c.backoff = 0;
     c.retransmits = 0;
     c.sack.advance(c.snd.una);
+    c.rack.advance(c.snd.una);
     if (c.in_recovery) {
       if (seq_geq(seg.ack, c.recover)) {
         c.in_recovery = false;  // RFC 6582 3.2 step 3 / RFC 6675 5: full ACK
         c.cc->post_recovery(c.ccv, c.snd.max - c.snd.una, now_ns);
+        c.rack.on_recovery_exit();
       } else if (!c.sack_ok) {
         // RFC 6582 partial ACK: retransmit the next unacknowledged segment.
         uint32_t l = std::min<uint32_t>(c.mss, c.sndq.size());
@@ -578,6 +593,11 @@ bool TcpStack::process_ack(Tcb& c, const TcpSegment& seg, uint32_t len, bool han
         c.dupacks = uint8_t(c.dupacks > 0 ? c.dupacks - 1 : 0);
       }
     } else {
+      // After an RTO the window grows in slow start while the lost data is resent.
+      if (c.rto_recovery && seq_geq(seg.ack, c.recover)) {
+        c.rto_recovery = false;
+        c.rack.on_recovery_exit();
+      }
       c.cc->on_ack(c.ccv, acked, flight, c.srtt_ns, now_ns);
       c.dupacks = 0;
     }
@@ -586,6 +606,7 @@ bool TcpStack::process_ack(Tcb& c, const TcpSegment& seg, uint32_t len, bool han
     c.tlp_sent = false;
     if (c.snd.una == c.snd.max) inst_.timers().cancel(c.rexmt_timer);
     else arm_rexmt_or_probe(c, now_ns);
+    if (c.sack_ok) sack_loss_detect(c, now_ns);
     // Our FIN acknowledged?
     if (c.fin_sent && seq_gt(c.snd.una, c.fin_seq)) {
       switch (c.state) {
@@ -618,25 +639,37 @@ bool TcpStack::process_ack(Tcb& c, const TcpSegment& seg, uint32_t len, bool han
     counters().inc(Counter::tcp_dup_acks);
     if (c.dupacks < 255) ++c.dupacks;
   }
-  if (c.in_recovery) return true;  // output() sends what the pipe allows
-  // RFC 6675 5: SACK information alone can show a loss, also on ACKs that
-  // carry data (bidirectional traffic has no pure duplicate ACKs).
-  bool sack_lost = c.sack_ok && seg.ack == c.snd.una && c.snd.max != c.snd.una &&
-                   c.sack.is_lost(c.snd.una, c.mss);
-  if (!dup && !sack_lost) return true;
   // RFC 5827 early retransmit: with fewer than four segments out and nothing
   // new to send, fewer duplicate ACKs will ever come; lower the threshold.
-  uint32_t out_segs = (c.snd.max - c.snd.una + c.mss - 1) / c.mss;
-  bool nothing_new = c.snd.max - c.snd.una >= c.sndq.size();
-  uint32_t dupthresh = out_segs < 4 && nothing_new ? std::max<uint32_t>(out_segs, 2) - 1 : 3;
-  bool lost = (dup && c.dupacks >= dupthresh) || sack_lost;
-  if (!lost) return true;
-  // Enter fast recovery (RFC 6675 5 / RFC 6582 3.2 step 2).
+  auto dupthresh = [&] {
+    uint32_t out_segs = (c.snd.max - c.snd.una + c.mss - 1) / c.mss;
+    bool nothing_new = c.snd.max - c.snd.una >= c.sndq.size();
+    return out_segs < 4 && nothing_new ? std::max<uint32_t>(out_segs, 2) - 1 : 3;
+  };
+  if (c.sack_ok) {
+    // RACK finds losses from SACK information and time, also on ACKs that carry
+    // data (bidirectional traffic has no pure duplicate ACKs) and whatever the
+    // duplicate ACKs count says, which reordering inflates. Before it can run
+    // (no RTT estimate yet), the DupThresh rule of RFC 6675 5 (with RFC 5827's
+    // lower threshold) and IsLost.
+    if (!rack_active(c) && dup && !c.in_recovery && !c.rto_recovery && c.dupacks >= dupthresh())
+      c.rack.mark_lost(c.snd.una, c.snd.una + std::min<uint32_t>(c.mss, c.flight()), c.sack);
+    // News from the receiver: a tail loss probe may go again after a quiet PTO
+    // (see arm_rexmt_or_probe); the RTO stays behind it.
+    if (c.sack.sacked_bytes() > sacked_before && c.rexmt_timer.armed() && !c.persisting) {
+      c.tlp_sent = false;
+      arm_rexmt_or_probe(c, now_ns);
+    }
+    sack_loss_detect(c, now_ns);
+    return true;
+  }
+  if (c.in_recovery) return true;  // output() sends what the window allows
+  if (!dup || c.dupacks < dupthresh()) return true;
+  // Enter fast recovery (RFC 6582 3.2 step 2).
   c.in_recovery = true;
   c.recover = c.snd.max;
   c.cc->on_congestion(c.ccv, cc::Signal::fast_retransmit, c.snd.max - c.snd.una, now_ns);
   counters().inc(Counter::tcp_fast_retransmits);
-  if (c.sack_ok) counters().inc(Counter::tcp_sack_recoveries);
   uint32_t l = std::min<uint32_t>(c.mss, c.sndq.size());
   uint8_t fl = flag::ack;
   if (c.fin_sent && c.snd.una + l == c.fin_seq) fl |= flag::fin;
@@ -649,6 +682,42 @@ bool TcpStack::process_ack(Tcb& c, const TcpSegment& seg, uint32_t len, bool han
   c.rtt_timing = false;  // Karn
   arm_rexmt(c, now_ns);
   return true;
+}
+
+void TcpStack::sack_loss_detect(Tcb& c, uint64_t now_ns) {
+  if (c.snd.una == c.snd.max || c.state == TcpState::time_wait) {
+    inst_.timers().cancel(c.reo_timer);
+    return;
+  }
+  bool recovering = c.in_recovery || c.rto_recovery;
+  uint64_t reo_timeout = 0;
+  if (rack_active(c))
+    reo_timeout = c.rack.detect_loss(c.sack, now_ns, c.srtt_ns, recovering, c.mss);
+  else
+    c.rack.mark_lost_below(Rack::is_lost_edge(c.sack, c.snd.una, c.snd.max, c.mss), c.sack);
+  // RFC 8985 6.2 step 5: look again when the oldest octet not yet deemed lost would be.
+  if (reo_timeout != 0) {
+    c.reo_timer.set_callback(&TcpStack::reo_fired, &c);
+    inst_.timers().schedule(c.reo_timer, now_ns + reo_timeout);
+  } else {
+    inst_.timers().cancel(c.reo_timer);
+  }
+  if (!recovering && c.rack.has_lost(c.sack)) enter_sack_recovery(c, now_ns);
+}
+
+void TcpStack::enter_sack_recovery(Tcb& c, uint64_t now_ns) {
+  // RFC 6675 5 steps 4.1-4.2: recovery point, one window reduction, and the
+  // first lost segment resent whatever the pipe says; output() sends the rest.
+  c.in_recovery = true;
+  c.recover = c.snd.max;
+  c.cc->on_congestion(c.ccv, cc::Signal::fast_retransmit, c.snd.max - c.snd.una, now_ns);
+  counters().inc(Counter::tcp_fast_retransmits);
+  counters().inc(Counter::tcp_sack_recoveries);
+  SackBlock l = c.rack.next_lost(c.sack, c.mss);
+  if (l.left != l.right) send_lost(c, l, now_ns);
+  c.rtt_timing = false;  // Karn
+  c.tlp_sent = false;
+  arm_rexmt_or_probe(c, now_ns);
 }
 
 void TcpStack::notify_readable(Tcb& c) {

@@ -27,10 +27,18 @@ void TcpStack::arm_rexmt(Tcb& c, uint64_t now_ns) {
 
 void TcpStack::arm_rexmt_or_probe(Tcb& c, uint64_t now_ns) {
   // RFC 8985 7.2: PTO = 2 * SRTT, plus the peer's delayed-ACK allowance when
-  // only one segment is out; only with SACK, outside recovery, one at a time.
-  if (c.sack_ok && !c.in_recovery && !c.tlp_sent && c.srtt_ns != 0 &&
-      c.state == TcpState::established) {
-    uint64_t pto = std::max<uint64_t>(2 * c.srtt_ns, 10'000'000);
+  // only one segment is out; only with SACK, one at a time. Unlike RFC 8985
+  // (and Linux), also in recovery: a receiver that compresses its SACKs (Linux
+  // does after three duplicate ACKs) may send one ACK for many segments, and
+  // when that one is lost, or a resend is lost with nothing sent after it for
+  // RACK to see, nothing else would come before the RTO. The probe costs a
+  // segment and draws an ACK carrying the receiver's current SACK state.
+  if (c.sack_ok && !c.tlp_sent && c.srtt_ns != 0 &&
+      (c.state == TcpState::established || c.state == TcpState::close_wait)) {
+    // COMPAT(linux): 2 * SRTT + 2 ms (Linux: + TCP_TIMEOUT_MIN, two jiffies),
+    // the margin covering the timer wheel's 1 ms tick and a receiver's short ACK
+    // delays (SACK compression waits at most 1 ms).
+    uint64_t pto = 2 * c.srtt_ns + 2'000'000;
     if (c.snd.max - c.snd.una <= c.mss) pto += cfg_.delack_ns;
     uint64_t rto = c.rto_ns << std::min<uint8_t>(c.backoff, 16);
     if (pto < rto) {
@@ -51,17 +59,15 @@ void TcpStack::send_tail_probe(Tcb& c, uint64_t now_ns) {
   counters().inc(engine::Counter::tcp_tail_probes);
   uint32_t end = data_end(c);
   uint32_t unsent = seq_gt(end, c.snd.nxt) ? end - c.snd.nxt : 0;
-  if (unsent > 0 && c.snd.nxt == c.snd.max && c.snd.wnd > c.snd.max - c.snd.una) {
-    output(c, now_ns);
-  } else {
-    uint32_t start = seq_max(c.snd.una, end - std::min<uint32_t>(c.mss, end - c.snd.una));
-    uint8_t fl = flag::ack;
-    if (c.fin_sent && seq_geq(c.snd.max, c.fin_seq + 1)) fl |= flag::fin;
-    if (end != start || (fl & flag::fin)) {
-      send_segment(c, start, end - start, fl, now_ns);
-      ++c.total_retransmits;
-      counters().inc(engine::Counter::tcp_retransmits);
-    }
+  uint32_t max_before = c.snd.max;
+  // New data goes whatever cwnd and Nagle say (the probe is one segment more).
+  if (unsent > 0 && c.snd.nxt == c.snd.max && c.snd.wnd > c.snd.max - c.snd.una)
+    output(c, now_ns, true);
+  if (c.snd.max == max_before) {
+    // Else the highest segment the receiver has not SACKed (a SACKed one would
+    // only draw a D-SACK).
+    SackBlock b = c.rack.last_unsacked(c.sack, c.mss);
+    if (b.left != b.right) send_lost(c, b, now_ns);
   }
   arm_rexmt(c, now_ns);
 }
@@ -149,9 +155,23 @@ void TcpStack::send_segment(Tcb& c, uint32_t seq, uint32_t len, uint8_t flags, u
   (void)inst_.ip_output(m, ip, now_ns);
 }
 
-void TcpStack::send_ack(Tcb& c, uint64_t now_ns) { send_segment(c, c.snd.nxt, 0, flag::ack, now_ns); }
+// A pure ACK carries SND.MAX, not SND.NXT (as FreeBSD does): during a go-back SND.NXT lies below
+// the peer's RCV.NXT, the peer would find the ACK unacceptable and ignore it (twostack deadlock).
+void TcpStack::send_ack(Tcb& c, uint64_t now_ns) { send_segment(c, c.snd.max, 0, flag::ack, now_ns); }
 
-void TcpStack::output(Tcb& c, uint64_t now_ns) {
+void TcpStack::send_lost(Tcb& c, SackBlock b, uint64_t now_ns) {
+  uint32_t end = data_end(c);
+  uint32_t dlen = seq_lt(b.left, end) ? std::min(b.right - b.left, end - b.left) : 0;
+  uint8_t fl = flag::ack;
+  if (dlen > 0 && b.left + dlen == end) fl |= flag::psh;
+  if (c.fin_sent && b.left + dlen == c.fin_seq && seq_gt(b.right, c.fin_seq)) fl |= flag::fin;
+  send_segment(c, b.left, dlen, fl, now_ns);
+  c.rack.on_resent(b.left, b.right, now_ns, c.sack);
+  ++c.retransmits, ++c.total_retransmits;
+  counters().inc(Counter::tcp_retransmits);
+}
+
+void TcpStack::output(Tcb& c, uint64_t now_ns, bool probe) {
   if (!c.synchronized() || c.state == TcpState::time_wait) {
     if (c.ack_now && c.state == TcpState::time_wait) send_ack(c, now_ns);
     return;
@@ -163,37 +183,42 @@ void TcpStack::output(Tcb& c, uint64_t now_ns) {
 
   bool sent = false;
   uint32_t mss = c.mss;
-  // SACK-based loss recovery (RFC 6675 5, NextSeg rule 1): lost segments first.
-  if (c.in_recovery && c.sack_ok) {
-    uint32_t pipe = c.sack.pipe(c.snd.una, c.snd.max, c.high_rxt, mss);
+  // With SACK, cwnd limits the pipe (RFC 6675 SetPipe, with RACK's loss marks)
+  // in and out of recovery, as in Linux: SACKed octets make room (a
+  // generalised RFC 3042 limited transmit). Not during a go-back after a PMTU
+  // drop, which resends from SND.NXT < SND.MAX.
+  bool by_pipe = c.sack_ok && c.snd.nxt == c.snd.max;
+  uint32_t pipe = 0;
+  if (by_pipe) {
+    // NextSeg rule 1 (RFC 6675 5, RFC 8985): what is deemed lost goes first.
+    pipe = c.rack.pipe(c.sack);
     while (pipe < c.ccv.cwnd) {
-      SackBlock lost = c.sack.next_lost(seq_max(c.high_rxt, c.snd.una), c.snd.max, mss);
+      SackBlock lost = c.rack.next_lost(c.sack, mss);
       if (lost.right == lost.left) break;
-      uint32_t len = lost.right - lost.left;
-      uint32_t dlen = std::min(len, seq_lt(lost.left, data_end(c)) ? data_end(c) - lost.left : 0u);
-      uint8_t fl = flag::ack;
-      if (c.fin_sent && lost.left + dlen == c.fin_seq && seq_gt(lost.right, c.fin_seq)) fl |= flag::fin;
-      send_segment(c, lost.left, dlen, fl, now_ns);
-      c.high_rxt = lost.right;
-      pipe += len;
-      ++c.retransmits, ++c.total_retransmits;
-      counters().inc(Counter::tcp_retransmits);
+      send_lost(c, lost, now_ns);
+      pipe += lost.right - lost.left;
       sent = true;
     }
-    if (pipe >= c.ccv.cwnd) {
-      if (!c.rexmt_timer.armed()) arm_rexmt(c, now_ns);
-      return;
-    }
+    if (sent && !c.rexmt_timer.armed()) arm_rexmt(c, now_ns);
   }
 
-  for (;;) {
+  for (bool first = true;; first = false) {
     uint32_t off = c.snd.nxt - c.snd.una;
     uint32_t avail = off <= c.sndq.size() ? c.sndq.size() - off : 0;
     uint32_t in_flight = c.snd.nxt - c.snd.una;
     uint32_t cwnd = c.ccv.cwnd;
     if (c.in_recovery && !c.sack_ok) cwnd += uint32_t(c.dupacks) * mss;  // RFC 6582 inflation
-    uint32_t wnd = std::min(c.snd.wnd, cwnd);
-    uint32_t usable = wnd > in_flight ? wnd - in_flight : 0;
+    uint32_t usable;
+    if (by_pipe) {
+      uint32_t rwnd_room = c.snd.wnd > in_flight ? c.snd.wnd - in_flight : 0;
+      uint32_t cwnd_room = cwnd > pipe ? cwnd - pipe : 0;
+      if (probe && first) cwnd_room = std::max<uint32_t>(cwnd_room, mss);  // RFC 8985 7.3
+      usable = std::min(rwnd_room, cwnd_room);
+    } else {
+      uint32_t wnd = std::min(c.snd.wnd, cwnd);
+      usable = wnd > in_flight ? wnd - in_flight : 0;
+    }
+    if (probe && !first) break;
     uint32_t len = std::min({avail, uint32_t(mss), usable});
     // FIN rides on the segment that ends the data (again after a go-back).
     bool fin_due = c.fin_queued && c.snd.nxt + len == data_end(c) &&
@@ -202,7 +227,7 @@ void TcpStack::output(Tcb& c, uint64_t now_ns) {
       bool full = len == mss;
       bool all = len == avail;
       // Nagle (RFC 9293 3.7.4): a short segment waits while data is in flight.
-      bool nagle_ok = c.nodelay || in_flight == 0 || fin_due;
+      bool nagle_ok = c.nodelay || in_flight == 0 || fin_due || probe;
       bool sws_ok = c.snd.max_wnd > 0 && len >= c.snd.max_wnd / 2;
       if (!(full || (all && nagle_ok) || sws_ok)) len = 0;
     }
@@ -213,6 +238,13 @@ void TcpStack::output(Tcb& c, uint64_t now_ns) {
     uint32_t seq = c.snd.nxt;
     bool rexmit = seq_lt(seq, c.snd.max);
     send_segment(c, seq, len, fl, now_ns);
+    if (c.sack_ok) {
+      // The log covers [SND.UNA, SND.MAX); a FIN takes one octet of it.
+      uint32_t seg_end = seq + len + (fin_due ? 1 : 0);
+      if (rexmit) c.rack.on_resent(seq, seq_min(seg_end, c.snd.max), now_ns, c.sack);
+      if (seq_gt(seg_end, c.snd.max)) c.rack.on_sent(seq_max(seq, c.snd.max), seg_end, now_ns, c.sack);
+      pipe += seg_end - seq;
+    }
     if (fin_due && !c.fin_sent) {
       c.fin_sent = true;
       c.fin_seq = seq + len;
@@ -233,9 +265,11 @@ void TcpStack::output(Tcb& c, uint64_t now_ns) {
     sent = true;
     if (fin_due) break;
   }
-  // Zero window with data waiting and nothing in flight: probe (persist timer).
+  // Data waiting and nothing in flight, so no ACK will come to send it: a zero
+  // window (probe it), or one too small for sender SWS avoidance, whose
+  // override timeout this timer is (RFC 9293 3.8.6.2.1; BSD and Linux alike).
   uint32_t off = c.snd.nxt - c.snd.una;
-  if (c.snd.wnd == 0 && off < c.sndq.size() && c.snd.nxt == c.snd.una && !c.rexmt_timer.armed()) {
+  if (off < c.sndq.size() && c.snd.nxt == c.snd.una && !c.rexmt_timer.armed()) {
     c.persisting = true;
     if (c.persist_backoff_ns == 0) c.persist_backoff_ns = std::max(c.rto_ns, cfg_.min_rto_ns);
     inst_.timers().schedule(c.rexmt_timer, now_ns + c.persist_backoff_ns);

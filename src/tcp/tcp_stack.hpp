@@ -144,7 +144,9 @@ class TcpStack final : public engine::L4Handler {
   void free_tcb(Tcb& c);
   /// Ends the connection: cancels timers, tells the application, frees it.
   void drop(Tcb& c, Errc reason);
-  void output(Tcb& c, uint64_t now_ns);
+  /// Sends what the windows allow: segments RACK marked lost, then new data.
+  /// `probe`: a tail loss probe, one new segment whatever cwnd and Nagle say.
+  void output(Tcb& c, uint64_t now_ns, bool probe = false);
   void send_segment(Tcb& c, uint32_t seq, uint32_t len, uint8_t flags, uint64_t now_ns);
   void send_ack(Tcb& c, uint64_t now_ns);
   void send_rst_for(const TcpSegment& seg, const engine::Ipv4Meta& ip, uint32_t payload_len,
@@ -155,6 +157,16 @@ class TcpStack final : public engine::L4Handler {
   /// Arms a tail loss probe when it would fire before the RTO, else the RTO.
   void arm_rexmt_or_probe(Tcb& c, uint64_t now_ns);
   void send_tail_probe(Tcb& c, uint64_t now_ns);
+  /// SACK loss detection after an ACK or the reordering timer: RACK (RFC 8985)
+  /// once the connection has an RTT estimate, RFC 6675 IsLost before; enters
+  /// fast recovery when something is lost and (re)arms the reordering timer.
+  void sack_loss_detect(Tcb& c, uint64_t now_ns);
+  /// RFC 6675 5 / RFC 8985: fast recovery, the first lost segment sent at once.
+  void enter_sack_recovery(Tcb& c, uint64_t now_ns);
+  /// Resends [b.left, b.right) of the sequence space (data, and FIN if inside).
+  void send_lost(Tcb& c, SackBlock b, uint64_t now_ns);
+  /// RACK needs an RTT estimate (its reordering window is a fraction of it).
+  static bool rack_active(const Tcb& c) { return c.srtt_ns != 0 && c.rack.valid(); }
   void enter_time_wait(Tcb& c, uint64_t now_ns);
   uint32_t isn(const ConnKey& k, uint64_t now_ns) const;
   /// RFC 7323 TSval clock, 1 ms ticks. Monotonic even though callers pass
@@ -176,6 +188,7 @@ class TcpStack final : public engine::L4Handler {
   static void rexmt_fired(engine::Timer& t, void* ctx, uint64_t now_ns);
   static void delack_fired(engine::Timer& t, void* ctx, uint64_t now_ns);
   static void keepalive_fired(engine::Timer& t, void* ctx, uint64_t now_ns);
+  static void reo_fired(engine::Timer& t, void* ctx, uint64_t now_ns);
   // SYN cookies (syncookie.cpp)
   uint32_t make_cookie(const ConnKey& k, uint32_t peer_isn, uint16_t mss, uint64_t now_ns) const;
   /// Validates the cookie in an ACK; returns the MSS it encodes, or 0.

@@ -214,8 +214,12 @@ void TcpStack::on_icmp_error(engine::Instance&, const engine::IcmpError& err, ui
       c->mss = uint16_t(mss);
       c->cc->set_mss(c->ccv, mss);
       counters().inc(Counter::tcp_pmtu_updates);
-      c->snd.nxt = c->snd.una;
-      output(*c, now_ns);
+      // Before the handshake completes only the SYN is out: going back would
+      // put SND.NXT below ISS + 1 for good (its own timer resends it).
+      if (c->synchronized()) {
+        c->snd.nxt = c->snd.una;
+        output(*c, now_ns);
+      }
     }
   }
   // Other errors are soft (RFC 1122 4.2.3.9): the connection keeps trying.

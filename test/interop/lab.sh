@@ -17,7 +17,8 @@
 #   lab_pmd_start                  # keel-pmd up, kernel side given its own MAC
 #   lab_cmd "show port"            # output in LAB_REPLY (also printed)
 #   lab_check "what" test ...      # one named check; failures are counted
-#   lab_pmd_quit                   # quit, check exit status 0
+#   lab_pmd_quit                   # quit, check exit status 0 (lab_pmd_start may follow again)
+#   lab_nft_loss IN OUT            # kernel-side random loss, per mille each way (nftables)
 #   lab_test_end                   # PASS/FAIL line, exit status
 # The EXIT/INT/TERM trap kills the keel-pmd this run started (by PID) and deletes the namespace.
 
@@ -163,6 +164,11 @@ lab_pmd_alive() { [ -n "$LAB_PMD_PID" ] && kill -0 "$LAB_PMD_PID" 2>/dev/null; }
 # and waits for its first prompt (ports started); then re-sets the kernel side's MAC.
 lab_pmd_start() {
 	[ -x "$KEEL_PMD" ] || lab_abort "keel-pmd not found at '$KEEL_PMD' (build it first)"
+	lab_pmd_alive && lab_abort "keel-pmd (pid $LAB_PMD_PID) is still running"
+	# A test may start keel-pmd again after lab_pmd_quit: the last one's FIFO and output go.
+	[ -n "$LAB_FD" ] && exec {LAB_FD}>&-
+	[ -n "$LAB_DIR" ] && rm -rf "$LAB_DIR"
+	LAB_FD="" LAB_DIR=""
 	LAB_DIR=$(mktemp -d "/tmp/$LAB_NS.XXXXXX")
 	mkfifo "$LAB_DIR/in"
 	# Read-write open does not block on a FIFO; keel-pmd's read end then opens at once.
@@ -200,8 +206,11 @@ lab_cmd() {
 		sleep 0.02
 	done
 	LAB_REPLY=$(tail -c +$((off + 1)) "$LAB_DIR/pmd.out" | sed '$ s/keel> $//')
-	printf '%s\n' "$LAB_REPLY" | sed 's/^/    /'
+	[ "${LAB_QUIET:-0}" = 1 ] || printf '%s\n' "$LAB_REPLY" | sed 's/^/    /'
 }
+
+# lab_cmd_quiet COMMAND [TIMEOUT_S]: lab_cmd without printing the reply (sampling loops).
+lab_cmd_quiet() { LAB_QUIET=1 lab_cmd "$@" >/dev/null; }
 
 # Sets LAB_PMD_MAC to the MAC of keel's port 0, from `show port`.
 lab_pmd_mac() {
@@ -273,6 +282,38 @@ lab_ping_all() {
 		[ "$(lab_ping_received)" = "$1" ]
 }
 lab_ping_rtt() { sed -n 's/^rtt min\/avg\/max[^=]*= *//p' <<<"$LAB_REPLY" | head -n1; }
+
+# Kernel-side loss with nftables (there is no netem here): a netdev table on the tap with
+# an ingress chain (frames from keel) and an egress chain (frames to keel), each dropping
+# at random IN and OUT per mille of the frames. lab_nft_loss 0 0 removes the table.
+LAB_NFT_TABLE=keel_impair
+lab_nft_loss() {
+	local in=$1 out=$2
+	lab_nsx nft delete table netdev "$LAB_NFT_TABLE" 2>/dev/null
+	[ "$in" = 0 ] && [ "$out" = 0 ] && return 0
+	lab_nsx nft -f - <<-EOF || lab_abort "nft: cannot add the loss table (is nf_tables available?)"
+		table netdev $LAB_NFT_TABLE {
+		  chain from_keel {
+		    type filter hook ingress device "$LAB_TAP" priority 0;
+		    counter numgen random mod 1000 < $in counter drop
+		  }
+		  chain to_keel {
+		    type filter hook egress device "$LAB_TAP" priority 0;
+		    counter numgen random mod 1000 < $out counter drop
+		  }
+		}
+	EOF
+}
+
+# Prints "in SEEN DROPPED out SEEN DROPPED" (frames) from lab_nft_loss's counters.
+lab_nft_counts() {
+	lab_nsx nft list table netdev "$LAB_NFT_TABLE" 2>/dev/null |
+		awk '/chain from_keel/ { d = "in" } /chain to_keel/ { d = "out" }
+		     /counter packets/ { n = split($0, w, " "); c = 0
+		       for (i = 1; i <= n; i++) if (w[i] == "packets") { v[++c] = w[i + 1] }
+		       seen[d] = v[1]; dropped[d] = v[2] }
+		     END { printf "in %d %d out %d %d\n", seen["in"], dropped["in"], seen["out"], dropped["out"] }'
+}
 
 lab_cleanup() {
 	local rc=$?

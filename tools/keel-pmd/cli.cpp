@@ -46,6 +46,12 @@ const char* help_text =
     "  close N                      close connection N\n"
     "  set tcp cc newreno|cubic     congestion control for new connections (every instance)\n"
     "  set tcp nodelay on|off       Nagle off/on for new connections (every instance)\n"
+    "  stream ADDR PORT BYTES [CONNS]  send BYTES (per connection, default 1 connection) to a\n"
+    "                               discard service; waits, reports bytes acknowledged, Gbit/s,\n"
+    "                               retransmits, ok/FAILED (gives up after 30 s without progress)\n"
+    "  echotest ADDR PORT SIZE ROUNDS [CONNS]  ROUNDS round trips of SIZE random bytes through an\n"
+    "                               echo service on each of CONNS connections (default 1); every\n"
+    "                               byte checked; reports intact/corrupt, ok/FAILED\n"
     "  quit                         stop the ports and exit\n";
 }  // namespace
 
@@ -96,6 +102,10 @@ bool Cli::execute(const std::string& line, std::ostream& out) {
     shutdown_or_close(w, cmd == "close", out);
   } else if (cmd == "set") {
     set_tcp(w, out);
+  } else if (cmd == "stream") {
+    stream(w, out);
+  } else if (cmd == "echotest") {
+    echotest(w, out);
   } else if (cmd == "ping") {
     unsigned count = 4, interval = 1000, size = 56;
     auto dst = w.size() >= 2 ? net::Ipv4Addr::parse(w[1]) : std::nullopt;

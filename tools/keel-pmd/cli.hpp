@@ -53,6 +53,9 @@ class Cli {
   void send(const std::string& line, const std::vector<std::string>& w, std::ostream& out);
   void shutdown_or_close(const std::vector<std::string>& w, bool close, std::ostream& out);
   void set_tcp(const std::vector<std::string>& w, std::ostream& out);
+  // bench_commands.cpp
+  void stream(const std::vector<std::string>& w, std::ostream& out);
+  void echotest(const std::vector<std::string>& w, std::ostream& out);
 
   engine::Engine& engine_;
   const Services* services_ = nullptr;

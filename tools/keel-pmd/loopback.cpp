@@ -10,80 +10,45 @@
 
 #include <rte_mempool.h>
 
-#include <chrono>
 #include <cstdio>
 #include <iostream>
-#include <thread>
 
 #include "cli.hpp"
 #include "drivers/ring_port.hpp"
 #include "ping.hpp"
 #include "services.hpp"
-#include "traffic.hpp"
+#include "workload.hpp"
 
 namespace keel::pmd {
 
 namespace {
 
-uint64_t counter_sum(engine::Engine& e, engine::Counter c) {
-  uint64_t v = 0;
-  for (auto& i : e.instances()) v += i->counters().get(c);
-  return v;
-}
-
 // Runs the TCP workload from A to B; returns true if every connection finished intact.
 bool run_tcp(engine::Engine& a, engine::Engine& b, const Options& opts) {
-  TrafficStats st;
-  const net::Ipv4Addr dst(198, 18, 0, 2);
-  const unsigned streams = opts.loopback_streams, echoes = opts.loopback_echoes;
-  const uint64_t stream_bytes = opts.loopback_bytes;
-  std::cout << "\nTCP: " << streams << " stream(s) of " << stream_bytes / (1 << 20)
-            << " MiB into discard, " << echoes << " echo connection(s) x "
-            << opts.loopback_echo_rounds << " round trips of " << opts.loopback_echo_size
-            << " bytes, cc " << a.tcp(0).config().cc->name() << "\n";
-  bool started = run_on(*a.instances().front(), [&](engine::Instance&) {
-    auto& tcp = a.tcp(0);
-    for (unsigned i = 0; i < streams; ++i)
-      if (!start_stream(tcp, dst, 9, stream_bytes, st)) ++st.conns_failed;
-    for (unsigned i = 0; i < echoes; ++i)
-      if (!start_echo(tcp, dst, 7, opts.loopback_echo_size, opts.loopback_echo_rounds, 1000 + i, st))
-        ++st.conns_failed;
-  });
-  if (!started) {
-    std::cout << "stack A did not start the workload\n";
+  WorkloadSpec spec;
+  spec.dst = net::Ipv4Addr(198, 18, 0, 2);
+  spec.streams = opts.loopback_streams;
+  spec.stream_bytes = opts.loopback_bytes;
+  spec.echoes = opts.loopback_echoes;
+  spec.echo_size = opts.loopback_echo_size;
+  spec.echo_rounds = opts.loopback_echo_rounds;
+  spec.max_seconds = opts.loopback_seconds;
+  spec.stall_seconds = 0;  // --seconds is the limit
+  std::cout << "\nTCP: " << spec.streams << " stream(s) of " << spec.stream_bytes / (1 << 20)
+            << " MiB into discard, " << spec.echoes << " echo connection(s) x " << spec.echo_rounds
+            << " round trips of " << spec.echo_size << " bytes, cc "
+            << a.tcp(0).config().cc->name() << "\n";
+  auto w = Workload::start(a, {&a, &b}, spec);
+  if (!w) {
+    std::cout << "stack A did not start the workload: " << w.error() << "\n";
     return false;
   }
-  const unsigned total = streams + echoes;
-  std::printf("%6s %8s %12s %10s %10s %12s\n", "time", "conns", "segments/s", "Gbit/s",
-              "retrans", "verified MiB");
-  auto t0 = std::chrono::steady_clock::now();
-  uint64_t last_bytes = 0, last_segs = 0;
-  unsigned sec = 0;
-  while (st.conns_done + st.conns_failed < total && sec < opts.loopback_seconds) {
-    std::this_thread::sleep_until(t0 + std::chrono::seconds(++sec));
-    uint64_t bytes = st.bytes_sent + st.bytes_echoed;
-    uint64_t segs = counter_sum(a, engine::Counter::tcp_segs_out) +
-                    counter_sum(b, engine::Counter::tcp_segs_out);
-    uint64_t rexmt = counter_sum(a, engine::Counter::tcp_retransmits) +
-                     counter_sum(b, engine::Counter::tcp_retransmits);
-    std::printf("%5us %8u %12llu %10.2f %10llu %12.1f\n", sec, st.conns_open.load(),
-                (unsigned long long)(segs - last_segs), double(bytes - last_bytes) * 8 / 1e9,
-                (unsigned long long)rexmt, double(bytes) / (1 << 20));
-    std::fflush(stdout);
-    last_bytes = bytes;
-    last_segs = segs;
-  }
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  uint64_t bytes = st.bytes_sent + st.bytes_echoed;
-  bool ok = st.conns_done == total && st.mismatches == 0 &&
-            st.bytes_sent == uint64_t(streams) * stream_bytes;
+  WorkloadResult r = (*w)->wait(std::cout);
   std::printf("TCP: %u/%u connections intact, %.1f MiB verified in %.2f s (%.2f Gbit/s), "
               "%u corrupt bytes, %llu retransmits\n",
-              st.conns_done.load(), total, double(bytes) / (1 << 20), secs,
-              double(bytes) * 8 / 1e9 / secs, st.mismatches.load(),
-              (unsigned long long)(counter_sum(a, engine::Counter::tcp_retransmits) +
-                                   counter_sum(b, engine::Counter::tcp_retransmits)));
-  if (st.conns_done + st.conns_failed < total) {
+              r.done, r.conns, double(r.bytes()) / (1 << 20), r.seconds, r.gbit_per_s(),
+              r.mismatches, (unsigned long long)r.retransmits);
+  if (r.done + r.failed < r.conns) {
     // Unfinished: show where the connections stand, for diagnosis.
     Cli cli_a(a), cli_b(b);
     std::cout << "unfinished connections, stack A:\n";
@@ -91,7 +56,7 @@ bool run_tcp(engine::Engine& a, engine::Engine& b, const Options& opts) {
     std::cout << "stack B:\n";
     cli_b.execute("show conns", std::cout);
   }
-  return ok;
+  return r.intact(spec);
 }
 
 }  // namespace

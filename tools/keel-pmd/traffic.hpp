@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <vector>
 
 #include "net/addresses.hpp"
 #include "tcp/tcp_stack.hpp"
@@ -20,6 +21,9 @@ struct TrafficStats {
   std::atomic<uint32_t> conns_done{0};      ///< finished with every byte verified
   std::atomic<uint32_t> conns_failed{0};    ///< reset, refused, timed out or corrupted
   std::atomic<uint32_t> mismatches{0};      ///< echo bytes that differed
+  /// The workload's connections still open. Touched only on the instance's
+  /// lcore (the start_* calls, the callbacks, abort_all).
+  std::vector<tcp::Tcb*> live;
 };
 
 /// Opens a connection to dst:port that sends `total` bytes (byte i = i mod 251)
@@ -31,5 +35,10 @@ Result<void> start_stream(tcp::TcpStack& tcp, net::Ipv4Addr dst, uint16_t port, 
 /// `size` pseudo-random bytes (seeded), verifying each echo, then closes.
 Result<void> start_echo(tcp::TcpStack& tcp, net::Ipv4Addr dst, uint16_t port, uint32_t size,
                         uint32_t rounds, uint64_t seed, TrafficStats& stats);
+
+/// Aborts every connection of the workload still open (each counts as
+/// failed). Call on the instance's lcore; afterwards no callback touches
+/// `stats` any more, so it may be destroyed.
+void abort_all(tcp::TcpStack& tcp, TrafficStats& stats);
 
 }  // namespace keel::pmd
