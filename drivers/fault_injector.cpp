@@ -339,6 +339,7 @@ bool FaultInjector::hold(rte_mbuf* m, uint64_t release_ns) {
 }
 
 uint16_t FaultInjector::drain(rte_mbuf** out, uint16_t cap, uint64_t now_ns) {
+  now_ns = monotonic(now_ns);
   uint16_t n = 0;
   while (n < cap && size_ > 0 && heap_[0].release_ns <= now_ns) {
     std::pop_heap(heap_.get(), heap_.get() + size_, Later{});
@@ -383,6 +384,7 @@ rte_mbuf* FaultInjector::corrupt(rte_mbuf* m) {
 
 uint16_t FaultInjector::process(rte_mbuf** pkts, uint16_t n, rte_mbuf** out, uint16_t cap,
                                 uint64_t now_ns) {
+  now_ns = monotonic(now_ns);
   // Held frames already due leave first: they arrived before anything in pkts.
   uint16_t out_n = drain(out, cap, now_ns);
   bool backlog = size_ > 0 && heap_[0].release_ns <= now_ns;  // due frames that did not fit

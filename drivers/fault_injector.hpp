@@ -70,6 +70,8 @@ class FaultInjector {
   /// many. Frames not yet due stay held; so do due frames that did not fit in out.
   /// A frame that would need holding when max_held frames are already held is
   /// freed and counted as fault_queue_full. Precondition: out does not alias pkts.
+  /// A now_ns older than one seen before counts as that one: frames passed later
+  /// are never released before frames passed earlier with the same delay.
   uint16_t process(rte_mbuf** pkts, uint16_t n, rte_mbuf** out, uint16_t cap, uint64_t now_ns);
 
   /// Frames due by now_ns, without new input. Call it every loop iteration so
@@ -95,6 +97,13 @@ class FaultInjector {
   uint64_t next_random();
   bool chance(double p);
   bool hold(rte_mbuf* m, uint64_t release_ns);
+  // Callers within one poll may pass slightly different clocks (the poll's now,
+  // and a fresher one from an API call that sent inside it); a frame passed
+  // later must never be released earlier, so time never goes back here.
+  uint64_t monotonic(uint64_t now_ns) {
+    if (now_ns < last_now_ns_) return last_now_ns_;
+    return last_now_ns_ = now_ns;
+  }
   rte_mbuf* corrupt(rte_mbuf* m);
 
   FaultConfig cfg_;
@@ -103,6 +112,7 @@ class FaultInjector {
   std::unique_ptr<Held[]> heap_;    // min-heap on (release_ns, seq), capacity cfg_.max_held
   size_t size_ = 0;
   uint64_t next_seq_ = 0;
+  uint64_t last_now_ns_ = 0;        // latest now_ns seen (see monotonic())
 };
 
 }  // namespace keel::drivers

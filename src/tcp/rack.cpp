@@ -97,6 +97,17 @@ void Rack::on_sent(uint32_t seq, uint32_t end, uint64_t now_ns, const SackScoreb
     }
   }
   uint32_t t = stamp(now_ns);
+  if (count_ > 0) {
+    // Close enough in time to the run before: one run of new data may span a
+    // sixteenth of the minimum RTT (a loss in it is found that much later at
+    // most), which keeps a window of bursts in a few runs.
+    Entry& l = runs_[count_ - 1];
+    if (l.flags == 0 && min_rtt_us_ != 0 && t - l.first_us <= min_rtt_us_ / 16) {
+      l.end = end;
+      l.last_us = t;
+      return;
+    }
+  }
   make_room(1, sb);
   runs_[count_++] = Entry{end, t, t, 0};
 }
@@ -214,6 +225,7 @@ void Rack::mark_lost(uint32_t a, uint32_t b, const SackScoreboard& sb) {
   size_t i = split_at(a);
   size_t j = split_at(b);
   for (size_t k = i; k < j; ++k) runs_[k].flags |= lost;
+  maybe_lost_ = true;
 }
 
 void Rack::mark_lost_below(uint32_t edge, const SackScoreboard& sb) {
@@ -223,6 +235,7 @@ void Rack::mark_lost_below(uint32_t edge, const SackScoreboard& sb) {
   size_t j = split_at(edge);
   for (size_t k = 0; k < j; ++k)
     if (!(runs_[k].flags & retransmitted)) runs_[k].flags |= lost;
+  maybe_lost_ = true;
 }
 
 // ----- RACK -----
@@ -325,7 +338,11 @@ uint64_t Rack::detect_loss(const SackScoreboard& sb, uint64_t now_ns, uint64_t s
   for (size_t i = 0; i < count_; ++i) {
     const Entry& r = runs_[i];
     uint32_t s = run_start(i);
-    if (r.flags & lost) continue;
+    if (r.flags & lost) {
+      // Still outstanding (the scoreboard may have forgotten a SACKed range).
+      if (!maybe_lost_ && cur.sacked(s, r.end) != r.end - s) maybe_lost_ = true;
+      continue;
+    }
     // Sent before RACK's segment? In a run sent at RACK's very time (one burst),
     // only the octets below RACK.end_seq were.
     uint32_t hi = r.end;
@@ -339,6 +356,7 @@ uint64_t Rack::detect_loss(const SackScoreboard& sb, uint64_t now_ns, uint64_t s
       timeout = timeout < 0 ? remaining : std::min(timeout, remaining);
     } else if (hi == r.end) {
       runs_[i].flags |= lost;
+      maybe_lost_ = true;
     } else {
       partial = true;  // at most one run straddles RACK.end_seq
       partial_lo = s;
@@ -355,6 +373,7 @@ void Rack::mark_lost_on_rto(const SackScoreboard& sb, uint64_t now_ns, uint64_t 
       valid_ ? int64_t(rtt_us_) + int64_t(reo_wnd_ns(sb, srtt_ns, true, 1) / 1000) : 0;
   for (size_t i = 0; i < count_; ++i)
     if (i == 0 || int64_t(uint32_t(now - runs_[i].last_us)) >= limit) runs_[i].flags |= lost;
+  maybe_lost_ = true;
 }
 
 // ----- questions for output -----
@@ -371,6 +390,7 @@ uint32_t Rack::pipe(const SackScoreboard& sb) const {
 }
 
 SackBlock Rack::next_lost(const SackScoreboard& sb, uint32_t mss) const {
+  if (!maybe_lost_) return SackBlock{end(), end()};
   SackCursor cur(sb);
   for (size_t i = 0; i < count_; ++i) {
     if (!(runs_[i].flags & lost)) continue;
@@ -378,6 +398,7 @@ SackBlock Rack::next_lost(const SackScoreboard& sb, uint32_t mss) const {
     if (h.left == h.right) continue;
     return SackBlock{h.left, h.left + std::min(mss, h.right - h.left)};
   }
+  maybe_lost_ = false;  // nothing marked lost is outstanding any more
   return SackBlock{end(), end()};
 }
 

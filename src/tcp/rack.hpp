@@ -11,11 +11,13 @@
 ///
 /// That finds lost retransmissions and losses near the tail, which the RFC 6675
 /// DupThresh rule does not (they fell back to the RTO), and tolerates reordering
-/// shorter than reo_wnd, which DupThresh takes for loss.
+/// shorter than reo_wnd, which DupThresh takes for loss. Memory: max_runs runs
+/// of 16 bytes in every TCB.
 ///
 /// The log is a bounded array of runs: each run is a stretch of sequence space
-/// sent at the same time (one burst of output), with flags. Runs cover
-/// [start(), end()) without gaps:
+/// sent at about the same time (one burst of output, or new data sent within a
+/// sixteenth of the minimum RTT), with flags. Runs cover [start(), end())
+/// without gaps:
 ///
 ///     start_                                                         end()
 ///       | run 0: t=5 | run 1: t=9, retransmitted | run 2: t=7, lost |
@@ -182,6 +184,9 @@ class Rack {
   uint32_t fack_ = 0;        // RACK.fack: highest octet delivered + 1
   uint32_t dsack_round_ = 0;
   uint32_t last_stamp_ = 0;  // send time of the latest transmission logged
+  // False only when no run is marked lost with octets outstanding (next_lost
+  // found none since the last marking): output() asks on every call.
+  mutable bool maybe_lost_ = false;
 };
 
 }  // namespace keel::tcp

@@ -139,7 +139,7 @@ struct Tcb {
   uint32_t fin_seq = 0;         ///< sequence number of our FIN (valid once fin_sent)
   bool persisting = false;      ///< rexmt_timer is the persist timer (zero window)
   bool tlp_pending = false;     ///< rexmt_timer is a tail loss probe (RFC 8985 7)
-  bool tlp_sent = false;        ///< a probe is out; no other until an ACK advances
+  uint8_t tlp_sent = 0;         ///< probes sent since the receiver last had news (see arm_rexmt_or_probe)
   bool fin_received = false;
   bool nodelay = false;
   bool ack_now = false;         ///< send an ACK at the next output

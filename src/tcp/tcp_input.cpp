@@ -603,7 +603,7 @@ bool TcpStack::process_ack(Tcb& c, const TcpSegment& seg, uint32_t len, bool han
     }
     if (!c.in_recovery) c.dupacks = 0;
     // RFC 6298 5.2 / 5.3.
-    c.tlp_sent = false;
+    c.tlp_sent = 0;
     if (c.snd.una == c.snd.max) inst_.timers().cancel(c.rexmt_timer);
     else arm_rexmt_or_probe(c, now_ns);
     if (c.sack_ok) sack_loss_detect(c, now_ns);
@@ -657,7 +657,7 @@ bool TcpStack::process_ack(Tcb& c, const TcpSegment& seg, uint32_t len, bool han
     // News from the receiver: a tail loss probe may go again after a quiet PTO
     // (see arm_rexmt_or_probe); the RTO stays behind it.
     if (c.sack.sacked_bytes() > sacked_before && c.rexmt_timer.armed() && !c.persisting) {
-      c.tlp_sent = false;
+      c.tlp_sent = 0;
       arm_rexmt_or_probe(c, now_ns);
     }
     sack_loss_detect(c, now_ns);
@@ -716,7 +716,7 @@ void TcpStack::enter_sack_recovery(Tcb& c, uint64_t now_ns) {
   SackBlock l = c.rack.next_lost(c.sack, c.mss);
   if (l.left != l.right) send_lost(c, l, now_ns);
   c.rtt_timing = false;  // Karn
-  c.tlp_sent = false;
+  c.tlp_sent = 0;
   arm_rexmt_or_probe(c, now_ns);
 }
 

@@ -14,6 +14,8 @@ namespace keel::tcp {
 using engine::Counter;
 
 namespace {
+// Tail loss probes before the RTO without news from the receiver (see arm_rexmt_or_probe).
+constexpr uint8_t tlp_max_probes = 2;
 // End of queued data in sequence space.
 uint32_t data_end(const Tcb& c) { return c.snd.una + c.sndq.size(); }
 }  // namespace
@@ -27,18 +29,24 @@ void TcpStack::arm_rexmt(Tcb& c, uint64_t now_ns) {
 
 void TcpStack::arm_rexmt_or_probe(Tcb& c, uint64_t now_ns) {
   // RFC 8985 7.2: PTO = 2 * SRTT, plus the peer's delayed-ACK allowance when
-  // only one segment is out; only with SACK, one at a time. Unlike RFC 8985
-  // (and Linux), also in recovery: a receiver that compresses its SACKs (Linux
-  // does after three duplicate ACKs) may send one ACK for many segments, and
-  // when that one is lost, or a resend is lost with nothing sent after it for
-  // RACK to see, nothing else would come before the RTO. The probe costs a
-  // segment and draws an ACK carrying the receiver's current SACK state.
-  if (c.sack_ok && !c.tlp_sent && c.srtt_ns != 0 &&
+  // only one segment is out; only with SACK. Two departures from RFC 8985 (and
+  // Linux), both for paths that lose ACKs as well as data:
+  //  - also in recovery: a receiver that compresses its SACKs (Linux does after
+  //    three duplicate ACKs) may send one ACK for many segments, and when that
+  //    one is lost, or a resend is lost with nothing sent after it for RACK to
+  //    see, nothing else would come before the RTO;
+  //  - a second probe when the first drew no answer: it, or the ACK it drew, may
+  //    have been lost too, or the receiver delays that ACK (new data in order;
+  //    Linux's delayed-ACK timeout grows towards 200 ms on a sparse flow). The
+  //    second probe resends data, which any receiver that has it ACKs at once.
+  // A probe costs a segment and draws an ACK carrying the receiver's state.
+  if (c.sack_ok && c.tlp_sent < tlp_max_probes && c.srtt_ns != 0 &&
       (c.state == TcpState::established || c.state == TcpState::close_wait)) {
-    // COMPAT(linux): 2 * SRTT + 2 ms (Linux: + TCP_TIMEOUT_MIN, two jiffies),
-    // the margin covering the timer wheel's 1 ms tick and a receiver's short ACK
-    // delays (SACK compression waits at most 1 ms).
-    uint64_t pto = 2 * c.srtt_ns + 2'000'000;
+    // 2 ms over 2 * SRTT (Linux: two jiffies) for the timer wheel's 1 ms tick
+    // and short ACK delays (SACK compression waits at most 1 ms); at least 10 ms:
+    // SRTT from millisecond timestamps is coarse on a fast path, and a probe that
+    // beats an ACK delayed by a busy host is wasted.
+    uint64_t pto = std::max<uint64_t>(2 * c.srtt_ns + 2'000'000, 10'000'000);
     if (c.snd.max - c.snd.una <= c.mss) pto += cfg_.delack_ns;
     uint64_t rto = c.rto_ns << std::min<uint8_t>(c.backoff, 16);
     if (pto < rto) {
@@ -55,21 +63,21 @@ void TcpStack::send_tail_probe(Tcb& c, uint64_t now_ns) {
   // RFC 8985 7.3: send new data if the windows allow, else the last segment
   // again, so that the ACK it draws shows the receiver's holes (SACK).
   c.tlp_pending = false;
-  c.tlp_sent = true;
+  bool first = c.tlp_sent++ == 0;
   counters().inc(engine::Counter::tcp_tail_probes);
   uint32_t end = data_end(c);
   uint32_t unsent = seq_gt(end, c.snd.nxt) ? end - c.snd.nxt : 0;
   uint32_t max_before = c.snd.max;
   // New data goes whatever cwnd and Nagle say (the probe is one segment more).
-  if (unsent > 0 && c.snd.nxt == c.snd.max && c.snd.wnd > c.snd.max - c.snd.una)
+  if (first && unsent > 0 && c.snd.nxt == c.snd.max && c.snd.wnd > c.snd.max - c.snd.una)
     output(c, now_ns, true);
   if (c.snd.max == max_before) {
-    // Else the highest segment the receiver has not SACKed (a SACKed one would
-    // only draw a D-SACK).
+    // Else (and always for a second probe) the highest segment the receiver
+    // has not SACKed (a SACKed one would only draw a D-SACK).
     SackBlock b = c.rack.last_unsacked(c.sack, c.mss);
     if (b.left != b.right) send_lost(c, b, now_ns);
   }
-  arm_rexmt(c, now_ns);
+  arm_rexmt_or_probe(c, now_ns);  // the second probe, or the RTO
 }
 
 void TcpStack::send_segment(Tcb& c, uint32_t seq, uint32_t len, uint8_t flags, uint64_t now_ns) {

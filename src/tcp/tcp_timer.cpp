@@ -4,8 +4,6 @@
 // FIN-WAIT-2 bound and the 2MSL TIME-WAIT timer.
 #include <algorithm>
 
-#include <cstdio>
-#include <cstdlib>
 #include "engine/instance.hpp"
 #include "tcp/seq.hpp"
 #include "tcp/tcp_stack.hpp"
@@ -49,12 +47,6 @@ void TcpStack::rexmt_fired(engine::Timer&, void* ctx, uint64_t now_ns) {
   }
   if (c.tlp_pending) return s.send_tail_probe(c, now_ns);
   s.counters().inc(Counter::tcp_rto_timeouts);
-  if (getenv("KEEL_DBG_RTO") && c.synchronized()) {  // DEBUG-IMPAIR
-    fprintf(stderr, "RTO t=%llu una=%u max=%u flight=%u cwnd=%u ssth=%u pipe=%u sacked=%u ranges=%zu rec=%d rtorec=%d backoff=%d tlp_sent=%d srtt=%llu rackvalid=%d lost=%d runs=%zu sndq=%u wnd=%u state=%d\n",
-      (unsigned long long)(now_ns/1000), c.snd.una, c.snd.max, c.snd.max-c.snd.una, c.ccv.cwnd, c.ccv.ssthresh, c.rack.pipe(c.sack), c.sack.sacked_bytes(), c.sack.ranges(), c.in_recovery, c.rto_recovery, c.backoff, c.tlp_sent, (unsigned long long)c.srtt_ns/1000, c.rack.valid(), c.rack.has_lost(c.sack), c.rack.runs(), c.sndq.size(), c.snd.wnd, int(c.state));
-    for (size_t i = 0; i < c.rack.runs(); ++i) { auto r = c.rack.run(i); fprintf(stderr, "   run %u-%u t=%u..%u f=%d\n", r.start - c.snd.una, r.end - c.snd.una, r.first_us, r.last_us, r.flags); }
-    for (size_t i = 0; i < c.sack.ranges(); ++i) { auto r = c.sack.range(i); fprintf(stderr, "   sack %u-%u\n", r.left - c.snd.una, r.right - c.snd.una); }
-  }
   if (c.state == TcpState::syn_sent || c.state == TcpState::syn_received) {
     if (++c.syn_retries > s.cfg_.syn_retries) {
       s.counters().inc(Counter::tcp_attempt_fails);

@@ -46,6 +46,15 @@ LAB_TRAFFIC_COUNTERS="rx_packets rx_bytes tx_packets tx_bytes arp_requests_in ar
   icmp_echo_requests icmp_echo_replies_out icmp_echo_replies_in icmp_echo_requests_out
   tx_retries tcp_segs_in tcp_segs_out tcp_active_opens tcp_passive_opens tcp_delayed_acks"
 LAB_TOLERATED=${LAB_TOLERATED:-}
+# Loss recovery: a tap is a real path that loses frames (the kernel drops when its
+# queue to keel is full, txqueuelen 1000), so TCP tests tolerate recovering from it.
+LAB_TCP_RECOVERY="tcp_retransmits tcp_fast_retransmits tcp_sack_recoveries tcp_rto_timeouts
+  tcp_tail_probes tcp_dup_acks tcp_ooo_segments tcp_dup_segments tcp_out_of_window"
+# Many connections: a late or duplicate segment of a connection keel has already
+# closed finds none; an ACK to a listening port is then taken for the answer to a SYN
+# cookie (tcp_syn_cookies_bad) and, like any such segment, gets a RST (RFC 9293 3.10.7.1).
+LAB_TCP_LATE="tcp_syn_cookies_bad tcp_no_connection tcp_resets_sent tcp_resets_received
+  tcp_data_after_close"
 
 LAB_NAME=${LAB_NAME:-lab}
 LAB_PMD_PID=""      # keel-pmd started by this shell

@@ -32,7 +32,7 @@ kill "$srv" 2>/dev/null
 wait "$srv" 2>/dev/null
 cat "$srv_log" | sed 's/^/    /'
 rm -f "$srv_log"
-LAB_TOLERATED="tcp_dup_acks"
+LAB_TOLERATED="$LAB_TCP_RECOVERY"
 lab_check_drops
 lab_pmd_quit
 lab_test_end

@@ -24,9 +24,7 @@ sleep 1
 lab_say "kernel tap statistics (TX dropped = frames the kernel could not queue to keel):"
 lab_nsx ip -s link show "$LAB_TAP" | sed 's/^/    /'
 lab_cmd "show conns"
-LAB_TOLERATED="tcp_dup_acks tcp_resets_received tcp_resets_sent tcp_out_of_window tcp_dup_segments
-  tcp_data_after_close tcp_retransmits tcp_fast_retransmits tcp_sack_recoveries tcp_rto_timeouts
-  tcp_tail_probes tcp_ooo_segments tcp_ooo_dropped"
+LAB_TOLERATED="$LAB_TCP_RECOVERY $LAB_TCP_LATE tcp_ooo_dropped"
 lab_check_drops
 lab_pmd_quit
 lab_test_end

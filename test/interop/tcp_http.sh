@@ -32,7 +32,7 @@ lab_check "unknown path answers 404" [ "$code" = 404 ]
 lab_check "python: 100 MiB streamed and checked" lab_nsx $CLIENT download "$LAB_KEEL_IP" 80 104857600
 lab_check "python: 1000 keep-alive requests on one connection" lab_nsx $CLIENT keepalive "$LAB_KEEL_IP" 80 1000
 
-LAB_TOLERATED="tcp_dup_acks tcp_resets_received tcp_resets_sent tcp_out_of_window tcp_dup_segments"
+LAB_TOLERATED="$LAB_TCP_RECOVERY $LAB_TCP_LATE"
 lab_check_drops
 lab_cmd "show tcp"
 lab_pmd_quit

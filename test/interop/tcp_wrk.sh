@@ -15,7 +15,7 @@ lab_say "wrk: $(grep 'Requests/sec' <<<"$out")"
 lab_check "wrk completed requests" [ "${reqs:-0}" -gt 0 ]
 lab_check "no socket errors" bash -c "! grep -q 'Socket errors' <<<\"\$1\"" _ "$out"
 lab_check "no non-2xx responses" bash -c "! grep -q 'Non-2xx' <<<\"\$1\"" _ "$out"
-LAB_TOLERATED="tcp_dup_acks tcp_resets_received tcp_resets_sent tcp_out_of_window tcp_dup_segments tcp_data_after_close"
+LAB_TOLERATED="$LAB_TCP_RECOVERY $LAB_TCP_LATE"
 lab_check_drops
 lab_pmd_quit
 lab_test_end

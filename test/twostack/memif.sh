@@ -3,7 +3,8 @@
 # Two keel-pmd processes over net_memif (no hugepages: --no-huge), server on core 1 and
 # client on core 0, each with its own EAL --file-prefix:
 #   server 198.18.3.2 (role=server, --serve echo,discard)  <- memif socket ->  client 198.18.3.1
-# 1. A client without faults: `stream` 1 GiB into discard (the clean figure).
+# 1. A client without faults: `help`, argument and refused-connection errors, then
+#    `stream` 1 GiB into discard (the clean figure).
 # 2. A second client with the fault injector dropping, reordering and duplicating on both
 #    its transmit and receive paths: `stream` 1 GiB into discard, every byte acknowledged,
 #    then `echotest` 4 connections x 64 round trips x 1 MiB, every byte compared.
@@ -28,7 +29,7 @@ memif() { echo "net_memif0,role=$1,socket=$sock,socket-abstract=no"; }
 ts_start srv -l 1 "${eal[@]}" --file-prefix "$(ts_prefix srv)" --vdev "$(memif server)" -- \
 	--addr "$SRV_IP/24" --serve echo,discard --cc "$CC"
 
-# stream_figures: "N Gbit/s, N retransmits" from the stream/echotest line in $1.
+# figures LINE: "SECONDS s (RATE), N retransmits" from a stream/echotest summary line.
 figures() { echo "$(ts_field "$1" 'in ([0-9.]+ s \([^)]*\))'), $(ts_field "$1" ', ([0-9]+ retransmits)')"; }
 
 # --- 1. clean link
@@ -36,6 +37,14 @@ ts_start clean -l 0 "${eal[@]}" --file-prefix "$(ts_prefix clean)" --vdev "$(mem
 	--addr "$CLI_IP/24" --cc "$CC"
 ts_cmd clean "ping $SRV_IP 3 10" 30
 ts_check "clean: ping 3 of 3" grep -q '3 packets transmitted, 3 received' <<<"$TS_REPLY"
+ts_cmd clean "help"
+ts_check "help lists stream" grep -q '^  stream ADDR PORT BYTES' <<<"$TS_REPLY"
+ts_check "help lists echotest" grep -q '^  echotest ADDR PORT SIZE ROUNDS' <<<"$TS_REPLY"
+ts_cmd clean "stream $SRV_IP 9"
+ts_check "stream without BYTES: one usage error line" grep -q '^error: usage: stream ADDR PORT BYTES' <<<"$TS_REPLY"
+ts_cmd clean "echotest $SRV_IP 8 100 1" 60   # nothing listens on port 8: reset
+ts_check "echotest to a closed port: FAILED, said why" \
+	grep -q '^echotest: 0/1 connections intact, .* FAILED (1 connection(s) reset or timed out)$' <<<"$TS_REPLY"
 ts_cmd clean "stream $SRV_IP 9 $GIB" 120
 clean_stream=$(ts_line "stream:")
 ts_check "clean: stream 1 GiB acknowledged, ok" grep -q "^stream: $GIB of $GIB bytes .* ok$" <<<"$clean_stream"

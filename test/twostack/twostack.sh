@@ -14,7 +14,9 @@
 #   ts_quit srv                             # quit, check exit status 0
 #   ts_end                                  # PASS/FAIL line, exit status
 # The EXIT trap kills the keel-pmd processes this run started (by PID), removes the
-# memif socket directory and EAL's runtime directories of this run's file prefixes.
+# memif socket directory and EAL's runtime directories of this run's file prefixes. Should
+# the script itself be killed (SIGKILL after a meson timeout), each keel-pmd reads EOF on
+# its FIFO once the running command ends, and exits.
 
 TS_NAME=twostack
 TS_DIR=""            # temporary directory: FIFOs, outputs, memif socket
@@ -131,7 +133,7 @@ ts_cleanup() {
 	trap - EXIT INT TERM
 	for name in "${!TS_PID[@]}"; do
 		pid=${TS_PID[$name]}
-		[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || continue
+		if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then continue; fi
 		ts_say "cleanup: stopping $name (pid $pid)"
 		kill -TERM "$pid" 2>/dev/null
 		for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

@@ -18,7 +18,8 @@ template <class T>
 bool parse_num(const std::string& s, T& out, unsigned long long min, unsigned long long max) {
   unsigned long long v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc{} || p != s.data() + s.size() || v < min || v > max) return false;
+  if (s.empty() || ec != std::errc{} || p != s.data() + s.size() || v < min || v > max)
+    return false;
   out = T(v);
   return true;
 }
@@ -28,13 +29,14 @@ std::string failure(const WorkloadResult& r, const WorkloadSpec& s) {
   if (r.stalled) return "FAILED (no progress for " + std::to_string(s.stall_seconds) + " s)";
   if (r.timed_out) return "FAILED (time limit)";
   if (r.mismatches != 0) return "FAILED (corrupt bytes)";
-  if (r.failed != 0) return "FAILED (" + std::to_string(r.failed) + " connection(s) reset or timed out)";
+  if (r.failed != 0)
+    return "FAILED (" + std::to_string(r.failed) + " connection(s) reset or timed out)";
   return "FAILED (short)";
 }
 
 // Starts `spec`, waits, and returns the result; nullopt (after an error line) if it did not start.
 std::optional<WorkloadResult> run(engine::Engine& e, const WorkloadSpec& spec, const char* cmd,
-                                         std::ostream& out) {
+                                  std::ostream& out) {
   auto w = Workload::start(e, {&e}, spec);
   if (!w) {
     out << "error: " << cmd << ": " << w.error() << "\n";

@@ -14,7 +14,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 uint64_t now_ns() {
-  return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count());
+  auto t = Clock::now().time_since_epoch();
+  return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(t).count());
 }
 
 // How long run_on waits for instance 0 to start or abort the connections: a
@@ -61,7 +62,8 @@ Result<std::unique_ptr<Workload>, std::string> Workload::start(
       control_timeout_ms);
   if (!ran) return Unexpected<std::string>{"instance 0 is not responding"};
   if (*err != Errc::ok)
-    return Unexpected<std::string>{"connect " + spec.dst.to_string() + ": " + std::string(to_string(*err))};
+    return Unexpected<std::string>{"connect " + spec.dst.to_string() + ": " +
+                                   std::string(to_string(*err))};
   return w;
 }
 
@@ -113,7 +115,8 @@ WorkloadResult Workload::wait(std::ostream& out) {
       res.timed_out = true;
       break;
     }
-    if (spec_.stall_seconds != 0 && now - progress_at >= std::chrono::seconds(spec_.stall_seconds)) {
+    auto stall_limit = std::chrono::seconds(spec_.stall_seconds);
+    if (spec_.stall_seconds != 0 && now - progress_at >= stall_limit) {
       res.stalled = true;
       break;
     }

@@ -49,7 +49,8 @@ struct WorkloadResult {
   double gbit_per_s() const { return seconds > 0 ? double(bytes()) * 8 / 1e9 / seconds : 0; }
   /// Every connection finished, every byte acknowledged or verified.
   bool intact(const WorkloadSpec& s) const {
-    return done == conns && mismatches == 0 && stream_bytes == uint64_t(s.streams) * s.stream_bytes &&
+    return done == conns && mismatches == 0 &&
+           stream_bytes == uint64_t(s.streams) * s.stream_bytes &&
            echo_bytes == uint64_t(s.echoes) * s.echo_size * s.echo_rounds;
   }
 };
