@@ -106,6 +106,7 @@ struct Tcb {
   uint32_t ts_recent = 0;       ///< RFC 7323 TS.Recent
   uint64_t ts_recent_ns = 0;    ///< when ts_recent was set (PAWS 24-day rule)
   uint32_t last_ack_sent = 0;   ///< RFC 7323 Last.ACK.sent
+  uint64_t last_oow_ack_ns = 0; ///< when an ACK last answered a bare unacceptable segment
 
   // RTT / RTO (RFC 6298)
   uint64_t srtt_ns = 0, rttvar_ns = 0, rto_ns = 0;

@@ -116,18 +116,22 @@ void TcpStack::input_listen(Listener& l, const TcpSegment& seg, rte_mbuf* m,
                             const engine::Ipv4Meta& ip, uint64_t now_ns) {
   ConnKey key{ip.dst.v, ip.src.v, seg.dst_port, seg.src_port};
   uint32_t len = m->pkt_len;
-  rte_pktmbuf_free(m);  // data on a SYN is not kept; the peer sends it again
-  if (seg.has(flag::rst)) return;  // 3.10.7.2: ignore
-  if (seg.has(flag::ack) && !seg.has(flag::syn)) {
-    // The third packet of a handshake we answered with a cookie?
+  if (seg.has(flag::ack) && !seg.has(flag::syn) && !seg.has(flag::rst)) {
+    // The third packet of a handshake we answered with a cookie? Its data (and
+    // FIN) are taken once the connection exists, as Linux does: dropping them
+    // would stall the peer until its retransmission timeout.
     uint16_t mss = check_cookie(key, seg.seq - 1, seg.ack - 1, now_ns);
     if (mss == 0) {
+      rte_pktmbuf_free(m);
       counters().inc(Counter::tcp_syn_cookies_bad);
       send_rst_for(seg, ip, len, now_ns);
       return;
     }
     Tcb* c = alloc_tcb(key);
-    if (c == nullptr) return;
+    if (c == nullptr) {
+      rte_pktmbuf_free(m);
+      return;
+    }
     init_tcb(*c, now_ns);
     c->cookie = true;
     c->irs = seg.seq - 1;
@@ -166,11 +170,21 @@ void TcpStack::input_listen(Listener& l, const TcpSegment& seg, rte_mbuf* m,
     counters().inc(Counter::tcp_passive_opens);
     ++l.accepted;
     c->handler = l.handler ? l.handler->on_accept(*c) : nullptr;
-    if (c->handler == nullptr) return abort(*c);
-    if (lookup(key) != c) return;  // the handler closed it already
+    if (c->handler == nullptr) {
+      rte_pktmbuf_free(m);
+      return abort(*c);
+    }
+    if (lookup(key) != c) {  // the handler closed it already
+      rte_pktmbuf_free(m);
+      return;
+    }
     if (c->keepalive) inst_.timers().schedule(c->keepalive_timer, now_ns + cfg_.keepalive_idle_ns);
+    if (len > 0 || seg.has(flag::fin)) return input_synchronized(*c, seg, m, len, now_ns);
+    rte_pktmbuf_free(m);
     return;
   }
+  rte_pktmbuf_free(m);  // data on a SYN is not kept; the peer sends it again
+  if (seg.has(flag::rst)) return;  // 3.10.7.2: ignore
   if (!seg.has(flag::syn)) return;  // neither SYN nor ACK: drop
   if (seg.has(flag::ack)) {
     send_rst_for(seg, ip, len, now_ns);
@@ -302,6 +316,15 @@ bool TcpStack::challenge_ack_allowed(uint64_t now_ns) {
   return challenge_acks_in_window_++ < cfg_.challenge_ack_limit;
 }
 
+void TcpStack::ack_unacceptable(Tcb& c, uint32_t len, uint64_t now_ns) {
+  if (len == 0 && c.last_oow_ack_ns != 0 && now_ns - c.last_oow_ack_ns < cfg_.oow_ack_interval_ns) {
+    counters().inc(Counter::tcp_oow_acks_limited);
+    return;
+  }
+  if (len == 0) c.last_oow_ack_ns = now_ns;
+  send_ack(c, now_ns);
+}
+
 void TcpStack::input_synchronized(Tcb& c, const TcpSegment& seg_in, rte_mbuf* m, uint32_t len,
                                   uint64_t now_ns) {
   TcpSegment seg = seg_in;
@@ -313,7 +336,7 @@ void TcpStack::input_synchronized(Tcb& c, const TcpSegment& seg_in, rte_mbuf* m,
       c.ts_recent_ns != 0) {
     counters().inc(Counter::tcp_paws_drops);
     discard();
-    send_ack(c, now_ns);
+    ack_unacceptable(c, len, now_ns);
     return;
   }
 
@@ -367,7 +390,7 @@ void TcpStack::input_synchronized(Tcb& c, const TcpSegment& seg_in, rte_mbuf* m,
     // so it lands here): ACK it and restart the 2 MSL wait.
     if (c.state == TcpState::time_wait && seg.has(flag::fin))
       inst_.timers().schedule(c.keepalive_timer, now_ns + 2 * cfg_.msl_ns);
-    send_ack(c, now_ns);
+    ack_unacceptable(c, seg.has(flag::fin) ? 1 : len, now_ns);
     return;
   }
   // Trim what was already received, and what lies beyond the window.

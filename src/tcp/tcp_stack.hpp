@@ -47,6 +47,10 @@ struct TcpConfig {
   bool nodelay = false;               ///< default for new connections
   const cc::Algorithm* cc = nullptr;  ///< nullptr: CUBIC
   uint32_t challenge_ack_limit = 1000;  ///< RFC 5961 challenge ACKs per second
+  /// Least time between the ACKs a connection sends for bare out-of-window or
+  /// PAWS-failing segments (COMPAT(linux): tcp_invalid_ratelimit, 500 ms): two
+  /// stacks that disagree on the window would otherwise ping-pong ACKs forever.
+  uint64_t oow_ack_interval_ns = 500'000'000;
 };
 
 /// A listening socket: a port (and address, or any) plus its SYN queue bound.
@@ -213,6 +217,9 @@ class TcpStack final : public engine::L4Handler {
   void return_ooo(Tcb& c);
   Tcb* tcb_at(uint32_t i) { return reinterpret_cast<Tcb*>(storage_.get() + size_t(i) * slot_size_); }
   bool challenge_ack_allowed(uint64_t now_ns);
+  /// Answers an unacceptable segment with an ACK: always when it carried data
+  /// (the peer may have missed our ACK), else at most once per oow_ack_interval_ns.
+  void ack_unacceptable(Tcb& c, uint32_t len, uint64_t now_ns);
   uint16_t pick_ephemeral_port(net::Ipv4Addr src, net::Ipv4Addr dst, uint16_t dport);
 
   engine::Instance& inst_;

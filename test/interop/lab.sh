@@ -49,7 +49,8 @@ LAB_TOLERATED=${LAB_TOLERATED:-}
 # Loss recovery: a tap is a real path that loses frames (the kernel drops when its
 # queue to keel is full, txqueuelen 1000), so TCP tests tolerate recovering from it.
 LAB_TCP_RECOVERY="tcp_retransmits tcp_fast_retransmits tcp_sack_recoveries tcp_rto_timeouts
-  tcp_tail_probes tcp_dup_acks tcp_ooo_segments tcp_dup_segments tcp_out_of_window"
+  tcp_tail_probes tcp_dup_acks tcp_ooo_segments tcp_dup_segments tcp_out_of_window
+  tcp_oow_acks_limited"
 # Many connections: a late or duplicate segment of a connection keel has already
 # closed finds none; an ACK to a listening port is then taken for the answer to a SYN
 # cookie (tcp_syn_cookies_bad) and, like any such segment, gets a RST (RFC 9293 3.10.7.1).

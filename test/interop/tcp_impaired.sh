@@ -46,7 +46,7 @@ lab_require_cmd ss iproute2
 # A segment of a connection keel has already closed (a duplicate, or one that came late)
 # finds no connection: as an ACK to the listening port it is taken for the answer to a
 # SYN cookie, which it is not (tcp_syn_cookies_bad), and gets a RST (RFC 9293 3.10.7.1).
-BASE_TOLERATED="tcp_dup_acks tcp_out_of_window tcp_dup_segments tcp_retransmits
+BASE_TOLERATED="tcp_dup_acks tcp_out_of_window tcp_oow_acks_limited tcp_dup_segments tcp_retransmits
   tcp_fast_retransmits tcp_sack_recoveries tcp_rto_timeouts tcp_tail_probes tcp_ooo_segments
   fault_dropped fault_duplicated fault_reordered fault_corrupted fault_delayed
   tcp_syn_cookies_bad tcp_no_connection tcp_resets_sent"

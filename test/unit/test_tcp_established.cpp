@@ -324,6 +324,29 @@ TEST_CASE("ESTABLISHED: challenge ACKs are rate limited", "[tcp]") {
   h.finish();
 }
 
+TEST_CASE("ESTABLISHED: ACKs for bare out-of-window segments are rate limited", "[tcp]") {
+  TcpHarness h;
+  h.accept_established();
+  uint32_t p = h.peer_nxt;
+  uint32_t far = p + (1u << 30);  // far beyond the window
+  // The first bare unacceptable segment is answered; the next ones within
+  // 500 ms are not (two stacks disagreeing must not ping-pong ACKs).
+  SEND(h, Seg{.seq = far, .flags = ACK});
+  RECV(h, Expect{.seq = h.keel_nxt, .ack = p, .flags = ACK});
+  for (int i = 0; i < 5; ++i) SEND(h, Seg{.seq = far, .flags = ACK});
+  RECV_NOTHING(h);
+  CHECK(h.changed().find("tcp_oow_acks_limited=5") != std::string::npos);
+  // Old data is always answered: the peer may have missed our ACK.
+  SEND(h, Seg{.seq = p - 10, .flags = ACK | PSH, .data = pattern(10)});
+  RECV(h, Expect{.seq = h.keel_nxt, .ack = p, .flags = ACK});
+  h.advance(500 * ms);
+  h.take();
+  SEND(h, Seg{.seq = far, .flags = ACK});
+  RECV(h, Expect{.seq = h.keel_nxt, .ack = p, .flags = ACK});
+  h.close_by_peer();
+  h.finish();
+}
+
 TEST_CASE("ESTABLISHED: ACK checks (RFC 5961 5.2)", "[tcp]") {
   TcpHarness h;
   h.lst.auto_read = true;
