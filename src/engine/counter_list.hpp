@@ -113,5 +113,7 @@ KEEL_COUNTER(tcp_timeout_drops, "TCP connections dropped after too many retransm
 KEEL_COUNTER(tcp_timewait_reused, "TCP TIME-WAIT connections reused by a new SYN")
 KEEL_COUNTER(tcp_data_after_close, "TCP data for a closed application (answered with RST)")
 KEEL_COUNTER(tcp_icmp_errors, "ICMP errors delivered to TCP connections")
+KEEL_COUNTER(tcp_icmp_soft_errors, "ICMP errors kept as a connection's soft error (RFC 1122 4.2.3.9)")
+KEEL_COUNTER(tcp_icmp_hard_errors, "connection attempts ended by ICMP port/protocol unreachable")
 KEEL_COUNTER(tcp_icmp_bad_seq, "ICMP errors for TCP ignored: quoted sequence outside the window (RFC 5927)")
 KEEL_COUNTER(tcp_pmtu_updates, "TCP path-MTU reductions from fragmentation-needed")

@@ -140,7 +140,8 @@ inline constexpr size_t type = 0, code = 1, checksum = 2, id = 4, seq = 6, mtu =
 inline constexpr size_t icmp_header_len = 8;
 inline constexpr uint8_t icmp_echo_reply = 0, icmp_dest_unreachable = 3, icmp_echo_request = 8,
                          icmp_time_exceeded = 11, icmp_parameter_problem = 12;
-inline constexpr uint8_t icmp_code_frag_needed = 4, icmp_code_port_unreachable = 3;
+inline constexpr uint8_t icmp_code_frag_needed = 4, icmp_code_port_unreachable = 3,
+                           icmp_code_proto_unreachable = 2;
 
 // ===== UDP =====
 namespace udp_field {

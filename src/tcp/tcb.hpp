@@ -142,6 +142,9 @@ struct Tcb {
   bool tlp_pending = false;     ///< rexmt_timer is a tail loss probe (RFC 8985 7)
   uint8_t tlp_sent = 0;         ///< probes sent since the receiver last had news (see arm_rexmt_or_probe)
   bool fin_received = false;
+  /// The last soft ICMP error (RFC 1122 4.2.3.9): reported instead of
+  /// timed_out if the connection gives up; cleared when an ACK advances.
+  Errc soft_error = Errc::ok;
   bool nodelay = false;
   bool ack_now = false;         ///< send an ACK at the next output
   bool want_writable = false;   ///< tell the application when space opens
@@ -176,6 +179,8 @@ struct Tcb {
   uint32_t index = 0;            ///< slot in the stack's TCB table
 
   bool synchronized() const { return state >= TcpState::established; }
+  /// Why a connection that gives up on its peer ends (as BSD's so_softerror).
+  Errc timeout_error() const { return soft_error != Errc::ok ? soft_error : Errc::timed_out; }
   /// Bytes sent and not yet acknowledged (sequence space, SYN/FIN included).
   uint32_t flight() const { return snd.nxt - snd.una; }
 };

@@ -598,6 +598,7 @@ bool TcpStack::process_ack(Tcb& c, const TcpSegment& seg, uint32_t len, bool han
     }
     c.backoff = 0;
     c.retransmits = 0;
+    c.soft_error = Errc::ok;  // the path works again
     c.sack.advance(c.snd.una);
     c.rack.advance(c.snd.una);
     if (c.in_recovery) {

@@ -35,7 +35,7 @@ void TcpStack::rexmt_fired(engine::Timer&, void* ctx, uint64_t now_ns) {
       s.counters().inc(Counter::tcp_timeout_drops);
       s.send_segment(c, c.snd.nxt, 0, flag::rst | flag::ack, now_ns);
       s.counters().inc(Counter::tcp_resets_sent);
-      return s.drop(c, Errc::timed_out);
+      return s.drop(c, c.timeout_error());
     }
     // Zero-window probe: an old sequence number makes the peer answer with
     // its current window (as Linux does), without putting data at risk.
@@ -51,7 +51,7 @@ void TcpStack::rexmt_fired(engine::Timer&, void* ctx, uint64_t now_ns) {
     if (++c.syn_retries > s.cfg_.syn_retries) {
       s.counters().inc(Counter::tcp_attempt_fails);
       if (c.state == TcpState::syn_received && c.listener != nullptr) return s.free_tcb(c);
-      return s.drop(c, Errc::timed_out);
+      return s.drop(c, c.timeout_error());
     }
     ++c.backoff;
     ++c.total_retransmits;
@@ -66,7 +66,7 @@ void TcpStack::rexmt_fired(engine::Timer&, void* ctx, uint64_t now_ns) {
     s.counters().inc(Counter::tcp_timeout_drops);
     s.send_segment(c, c.snd.nxt, 0, flag::rst | flag::ack, now_ns);
     s.counters().inc(Counter::tcp_resets_sent);
-    return s.drop(c, Errc::timed_out);
+    return s.drop(c, c.timeout_error());
   }
   // RFC 5681 eq. 4 on the first timeout of an episode, loss window after it;
   // RFC 6298 5.5-5.6: back off and resend from SND.UNA.
@@ -126,7 +126,7 @@ void TcpStack::keepalive_fired(engine::Timer& t, void* ctx, uint64_t now_ns) {
     case TcpState::syn_received:
       s.counters().inc(Counter::tcp_attempt_fails);
       if (c.listener != nullptr) return s.free_tcb(c);
-      return s.drop(c, Errc::timed_out);
+      return s.drop(c, c.timeout_error());
     case TcpState::fin_wait_2:
       if (c.app_closed) return s.drop(c, Errc::ok);  // the peer never sent its FIN
       break;
@@ -143,7 +143,7 @@ void TcpStack::keepalive_fired(engine::Timer& t, void* ctx, uint64_t now_ns) {
     s.counters().inc(Counter::tcp_keepalive_drops);
     s.send_segment(c, c.snd.nxt, 0, flag::rst | flag::ack, now_ns);
     s.counters().inc(Counter::tcp_resets_sent);
-    return s.drop(c, Errc::timed_out);
+    return s.drop(c, c.timeout_error());
   }
   // RFC 9293 3.8.4: a probe with SEG.SEQ = SND.NXT - 1 and no data.
   ++c.keepalive_probes;

@@ -221,8 +221,20 @@ void TcpStack::on_icmp_error(engine::Instance&, const engine::IcmpError& err, ui
         output(*c, now_ns);
       }
     }
+    return;
   }
-  // Other errors are soft (RFC 1122 4.2.3.9): the connection keeps trying.
+  // A port or protocol unreachable answering our SYN ends the attempt (RFC 1122
+  // 4.2.3.9 calls them hard errors; COMPAT(linux): only before the handshake
+  // completes, RFC 5461). Every other error is soft: the connection keeps
+  // trying, and reports the error if it gives up (timeout_error()).
+  bool hard = err.type == net::icmp_dest_unreachable &&
+              (err.code == net::icmp_code_port_unreachable || err.code == net::icmp_code_proto_unreachable);
+  if (hard && c->state == TcpState::syn_sent) {
+    counters().inc(Counter::tcp_icmp_hard_errors);
+    return drop(*c, Errc::connection_refused);
+  }
+  counters().inc(Counter::tcp_icmp_soft_errors);
+  c->soft_error = Errc::unreachable;
 }
 
 }  // namespace keel::tcp

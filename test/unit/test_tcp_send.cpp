@@ -27,7 +27,60 @@ Bytes frag_needed(const Out& o, uint16_t mtu) {
   return ether(our_mac, peer_mac, 0x0800, ipv4(ip, icmp(3, 4, mtu, quote)));
 }
 
+/// The peer's (or a router's) ICMP destination unreachable with `code`, quoting `o`.
+Bytes unreachable(const Out& o, uint8_t code) {
+  Bytes quote(o.ip_packet.begin(), o.ip_packet.begin() + 28);
+  Ip ip;
+  ip.protocol = 1;
+  return ether(our_mac, peer_mac, 0x0800, ipv4(ip, icmp(3, code, 0, quote)));
+}
+
 }  // namespace
+
+// ===== ICMP errors other than fragmentation needed =====
+
+TEST_CASE("ICMP: port unreachable for our SYN refuses the connect", "[tcp]") {
+  TcpHarness h;
+  REQUIRE(h.stack().connect(peer_ip, h.pport, &h.conn).has_value());
+  Out syn = RECV_SEG(h, Expect{.flags = SYN});
+  h.send_frame(unreachable(syn, 3));
+  CHECK(h.state() == "CLOSED");
+  CHECK(h.conn.take_events() == "closed:connection refused");
+  CHECK(h.changed().find("tcp_icmp_hard_errors=1") != std::string::npos);
+  RECV_NOTHING(h);
+  h.finish();
+}
+
+TEST_CASE("ICMP: other errors are soft: kept, reported only if the connection gives up", "[tcp]") {
+  TcpConfig cfg = TcpHarness::default_config();
+  cfg.max_retransmits = 2;
+  TcpHarness h(cfg);
+  h.accept_established(no_ts(true));
+  Tcb* c = h.tcb();
+  REQUIRE(h.stack().send_copy(*c, pattern(100).data(), 100).has_value());
+  Out first = RECV_SEG(h, Expect{.len = 100});
+  SECTION("an ACK that advances clears it") {
+    h.send_frame(unreachable(first, 1));  // host unreachable: soft
+    CHECK(h.state() == "ESTABLISHED");
+    CHECK(c->soft_error == keel::Errc::unreachable);
+    CHECK(h.changed().find("tcp_icmp_soft_errors=1") != std::string::npos);
+    h.keel_nxt += 100;
+    SEND(h, Seg{.flags = ACK});
+    CHECK(c->soft_error == keel::Errc::ok);
+    h.close_by_peer();
+  }
+  SECTION("a port unreachable once established is soft too; giving up reports it") {
+    h.send_frame(unreachable(first, 3));
+    CHECK(h.state() == "ESTABLISHED");
+    for (int i = 0; i < 10 && h.state() != "CLOSED"; ++i) {
+      h.advance(60 * sec);
+      h.take();
+    }
+    CHECK(h.state() == "CLOSED");
+    CHECK(h.app().take_events().find("closed:unreachable") != std::string::npos);
+  }
+  h.finish();
+}
 
 // ===== Zero window: persist =====
 
