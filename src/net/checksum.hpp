@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: BSD-3-Clause
 #pragma once
 /// @file
-/// Internet checksums over mbufs, on DPDK's rte_net helpers (they handle the
-/// carry and odd lengths; we never hand-update a checksum).
+/// Internet checksums over mbufs: a 64-bit-word sum (four times fewer additions
+/// than DPDK 22.11's rte_raw_cksum, which the tests compare it with) walked over
+/// mbuf chains; we never hand-update a checksum.
 
 #include <cstddef>
 #include <cstdint>
