@@ -184,8 +184,14 @@ size_t TimerWheel::fire(List& due, uint64_t now_ns) {
 
 size_t TimerWheel::advance(uint64_t now_ns) {
   if (in_advance_) return 0;
-  in_advance_ = true;
   last_now_ns_ = std::max(last_now_ns_, now_ns);
+  // The common case, called every poll: still inside the current tick, nothing late.
+  uint64_t tick_start = 0;
+  if (late_list_.empty() && now_ns >= origin_ns_ &&
+      !__builtin_mul_overflow(current_tick_, tick_ns_, &tick_start) &&
+      now_ns - origin_ns_ < tick_start)
+    return 0;
+  in_advance_ = true;
   size_t fired = 0;
 
   // Late timers first: their ticks are all below current_tick_.
