@@ -169,12 +169,13 @@ void TcpStack::input_listen(Listener& l, const TcpSegment& seg, rte_mbuf* m,
     counters().inc(Counter::tcp_syn_cookies_ok);
     counters().inc(Counter::tcp_passive_opens);
     ++l.accepted;
+    const uint32_t gen = incarnation(*c);
     c->handler = l.handler ? l.handler->on_accept(*c) : nullptr;
     if (c->handler == nullptr) {
       rte_pktmbuf_free(m);
       return abort(*c);
     }
-    if (lookup(key) != c) {  // the handler closed it already
+    if (!alive(*c, gen)) {  // the handler closed it already
       rte_pktmbuf_free(m);
       return;
     }
@@ -246,6 +247,7 @@ void TcpStack::input_listen(Listener& l, const TcpSegment& seg, rte_mbuf* m,
 }
 
 void TcpStack::input_syn_sent(Tcb& c, const TcpSegment& seg, rte_mbuf* m, uint64_t now_ns) {
+  const uint32_t gen = incarnation(c);
   rte_pktmbuf_free(m);
   bool ack_ok = false;
   if (seg.has(flag::ack)) {
@@ -289,7 +291,7 @@ void TcpStack::input_syn_sent(Tcb& c, const TcpSegment& seg, rte_mbuf* m, uint64
     c.ack_now = true;
     if (c.handler) c.handler->on_connected(c);
     if (c.keepalive) inst_.timers().schedule(c.keepalive_timer, now_ns + cfg_.keepalive_idle_ns);
-    if (lookup(c.key) == &c) output(c, now_ns);  // the handler may have closed it
+    if (alive(c, gen)) output(c, now_ns);  // the handler may have closed it
     return;
   }
   // Simultaneous open (3.10.7.3 fourth): SYN-RECEIVED, SYN-ACK with our ISS.
@@ -327,6 +329,7 @@ void TcpStack::ack_unacceptable(Tcb& c, uint32_t len, uint64_t now_ns) {
 
 void TcpStack::input_synchronized(Tcb& c, const TcpSegment& seg_in, rte_mbuf* m, uint32_t len,
                                   uint64_t now_ns) {
+  const uint32_t gen = incarnation(c);
   TcpSegment seg = seg_in;
   auto discard = [&] { rte_pktmbuf_free(m); };
 
@@ -488,10 +491,10 @@ void TcpStack::input_synchronized(Tcb& c, const TcpSegment& seg_in, rte_mbuf* m,
         discard();
         return abort(c);
       }
-      if (lookup(c.key) != &c) return discard();
+      if (!alive(c, gen)) return discard();
     } else if (c.handler && !c.app_closed) {  // close() promised only on_closed from now on
       c.handler->on_connected(c);  // simultaneous open completed
-      if (lookup(c.key) != &c) return discard();
+      if (!alive(c, gen)) return discard();
     }
     if (c.keepalive) inst_.timers().schedule(c.keepalive_timer, now_ns + cfg_.keepalive_idle_ns);
   }
@@ -524,7 +527,7 @@ void TcpStack::input_synchronized(Tcb& c, const TcpSegment& seg_in, rte_mbuf* m,
       }
       process_data(c, seg, m, len, now_ns);
       m = nullptr;
-      if (lookup(c.key) != &c) return;
+      if (!alive(c, gen)) return;
     } else {
       discard();
       m = nullptr;
@@ -540,12 +543,13 @@ void TcpStack::input_synchronized(Tcb& c, const TcpSegment& seg_in, rte_mbuf* m,
     c.ack_now = true;  // a retransmitted FIN: ACK it and restart the 2MSL wait
     inst_.timers().schedule(c.keepalive_timer, now_ns + 2 * cfg_.msl_ns);
   }
-  if (lookup(c.key) != &c) return;
+  if (!alive(c, gen)) return;
   output(c, now_ns);
 }
 
 bool TcpStack::process_ack(Tcb& c, const TcpSegment& seg, uint32_t len, bool handshake_ack,
                            uint64_t now_ns) {
+  const uint32_t gen = incarnation(c);
   uint32_t prev_wnd = c.snd.wnd;
   // RFC 9293 3.10.7.4 fifth: window update from segments at least as new.
   if (seq_lt(c.snd.wl1, seg.seq) || (c.snd.wl1 == seg.seq && seq_leq(c.snd.wl2, seg.ack))) {
@@ -652,7 +656,7 @@ bool TcpStack::process_ack(Tcb& c, const TcpSegment& seg, uint32_t len, bool han
     if (c.want_writable && send_space(c) > 0 && c.handler != nullptr && !c.app_closed) {
       c.want_writable = false;
       c.handler->on_writable(c);
-      if (lookup(c.key) != &c) return false;
+      if (!alive(c, gen)) return false;
     }
     return true;
   }
@@ -750,6 +754,7 @@ void TcpStack::notify_readable(Tcb& c) {
 
 void TcpStack::process_data(Tcb& c, const TcpSegment& seg, rte_mbuf* m, uint32_t len,
                             uint64_t now_ns) {
+  const uint32_t gen = incarnation(c);
   if (seg.seq == c.rcv.nxt) {
     c.rcv.nxt += len;
     c.bytes_received += len;
@@ -769,7 +774,7 @@ void TcpStack::process_data(Tcb& c, const TcpSegment& seg, rte_mbuf* m, uint32_t
       if (c.ooo->empty()) return_ooo(c);
       if (fin && !c.fin_received) {
         notify_readable(c);
-        if (lookup(c.key) != &c) return;
+        if (!alive(c, gen)) return;
         process_fin(c, now_ns);
         return;
       }
@@ -796,6 +801,7 @@ void TcpStack::process_data(Tcb& c, const TcpSegment& seg, rte_mbuf* m, uint32_t
 }
 
 void TcpStack::process_fin(Tcb& c, uint64_t now_ns) {
+  const uint32_t gen = incarnation(c);
   c.fin_received = true;
   c.rcv.nxt += 1;
   c.ack_now = true;
@@ -814,7 +820,7 @@ void TcpStack::process_fin(Tcb& c, uint64_t now_ns) {
       if (c.handler != nullptr && !c.app_closed && !c.peer_close_told) {
         c.peer_close_told = true;
         c.handler->on_peer_closed(c);
-        if (lookup(c.key) != &c) return;  // the handler aborted it
+        if (!alive(c, gen)) return;  // the handler aborted it
       }
       send_ack(c, now_ns);
       enter_time_wait(c, now_ns);

@@ -121,7 +121,7 @@ class TcpStack final : public engine::L4Handler {
   template <class F>
   void for_each(F&& f) {
     for (uint32_t i = 0; i < cfg_.max_connections; ++i)
-      if (used_slot_[i]) f(*tcb_at(i));
+      if (slot_used(i)) f(*tcb_at(i));
   }
   ConnInfo info(const Tcb& c) const;
   TcpConfig& config() { return cfg_; }
@@ -216,6 +216,15 @@ class TcpStack final : public engine::L4Handler {
   ReassemblyQueue* borrow_ooo();
   void return_ooo(Tcb& c);
   Tcb* tcb_at(uint32_t i) { return reinterpret_cast<Tcb*>(storage_.get() + size_t(i) * slot_size_); }
+  bool slot_used(uint32_t i) const { return slot_gen_[i] & 1; }
+  // From the address alone: valid after the TCB was destroyed.
+  uint32_t slot_of(const Tcb& c) const {
+    return uint32_t((reinterpret_cast<const uint8_t*>(&c) - storage_.get()) / slot_size_);
+  }
+  /// The incarnation of a live TCB, to hand to alive() after a callback.
+  uint32_t incarnation(const Tcb& c) const { return slot_gen_[slot_of(c)]; }
+  /// Whether the TCB `c` was when incarnation() returned `gen` still exists.
+  bool alive(const Tcb& c, uint32_t gen) const { return slot_gen_[slot_of(c)] == gen; }
   bool challenge_ack_allowed(uint64_t now_ns);
   /// Answers an unacceptable segment with an ACK: always when it carried data
   /// (the peer may have missed our ACK), else at most once per oow_ack_interval_ns.
@@ -227,7 +236,9 @@ class TcpStack final : public engine::L4Handler {
   rte_hash* table_ = nullptr;
   size_t slot_size_;
   std::unique_ptr<uint8_t[]> storage_;        // max_connections TCB slots, constructed on use
-  std::vector<bool> used_slot_;
+  // Per slot, bumped when a TCB is made and when it is freed: odd while in use.
+  // A callback may free the TCB it was given; alive() tells, without a lookup.
+  std::vector<uint32_t> slot_gen_;
   std::vector<uint32_t> free_slots_;
   // Out-of-order queues are lent to connections while they hold OOO data: loss
   // is the exception, so a pool smaller than the TCB table bounds the memory.

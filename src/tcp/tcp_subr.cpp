@@ -52,7 +52,7 @@ TcpStack::TcpStack(engine::Instance& inst, const TcpConfig& cfg)
   table_ = rte_hash_create(&p);
   if (table_ == nullptr) throw std::runtime_error("TCP table: rte_hash_create failed");
   storage_ = std::make_unique<uint8_t[]>(slot_size_ * cfg_.max_connections);
-  used_slot_.assign(cfg_.max_connections, false);
+  slot_gen_.assign(cfg_.max_connections, 0);
   free_slots_.reserve(cfg_.max_connections);
   for (uint32_t i = cfg_.max_connections; i-- > 0;) free_slots_.push_back(i);
   ooo_pool_.reserve(cfg_.ooo_queues);
@@ -71,7 +71,7 @@ TcpStack::TcpStack(engine::Instance& inst, const TcpConfig& cfg)
 TcpStack::~TcpStack() {
   inst_.register_protocol(net::ipproto_tcp, nullptr);
   for (uint32_t i = 0; i < cfg_.max_connections; ++i)
-    if (used_slot_[i]) {
+    if (slot_used(i)) {
       Tcb& c = *tcb_at(i);
       c.handler = nullptr;  // the application is going away with us
       free_tcb(c);
@@ -101,7 +101,7 @@ Tcb* TcpStack::alloc_tcb(const ConnKey& k) {
     return nullptr;
   }
   free_slots_.pop_back();
-  used_slot_[i] = true;
+  ++slot_gen_[i];  // odd: in use
   ++used_;
   c->rexmt_timer.set_callback(&TcpStack::rexmt_fired, c);
   c->delack_timer.set_callback(&TcpStack::delack_fired, c);
@@ -122,7 +122,7 @@ void TcpStack::free_tcb(Tcb& c) {
   rte_hash_del_key(table_, &c.key);
   uint32_t i = c.index;
   c.~Tcb();  // frees the send and receive queues' mbufs
-  used_slot_[i] = false;
+  ++slot_gen_[i];  // even: free
   free_slots_.push_back(i);
   --used_;
 }

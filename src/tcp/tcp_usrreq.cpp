@@ -30,7 +30,7 @@ Result<Listener*> TcpStack::listen(net::Ipv4Addr addr, uint16_t port, uint32_t b
 void TcpStack::unlisten(Listener* l) {
   // Half-open connections of this listener go with it.
   for (uint32_t i = 0; i < cfg_.max_connections; ++i)
-    if (used_slot_[i] && tcb_at(i)->listener == l) free_tcb(*tcb_at(i));
+    if (slot_used(i) && tcb_at(i)->listener == l) free_tcb(*tcb_at(i));
   std::erase_if(listeners_, [l](const auto& p) { return p.get() == l; });
 }
 
