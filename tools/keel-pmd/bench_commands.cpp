@@ -2,11 +2,15 @@
 // keel-pmd's traffic commands: `stream` (bulk data into a discard service) and
 // `echotest` (echo round trips, every byte checked). Both run a Workload from
 // instance 0, print its live table while waiting, and end with one summary
-// line that says "ok" or "FAILED" (what the tests look for).
+// line that says "ok" or "FAILED" (what the tests look for). And `bench`
+// (bench_spec.hpp: rr, crr, stream, http for a time; idle connections).
 #include <charconv>
 #include <cstdio>
 #include <optional>
 
+#include "bench_client.hpp"
+#include "bench_run.hpp"
+#include "bench_spec.hpp"
 #include "cli.hpp"
 #include "workload.hpp"
 
@@ -96,6 +100,64 @@ void Cli::echotest(const std::vector<std::string>& w, std::ostream& out) {
                 r->seconds > 0 ? double(r->echo_bytes) / spec.echo_size / r->seconds : 0.0,
                 r->mismatches, (unsigned long long)r->retransmits);
   out << line << (r->intact(spec) ? "ok" : failure(*r, spec)) << "\n";
+}
+
+void Cli::bench(const std::vector<std::string>& w, std::ostream& out) {
+  auto a = parse_bench_args(w);
+  if (!a) {
+    out << "error: " << a.error() << "\n";
+    return;
+  }
+  if (a->kind == BenchKind::idle || a->kind == BenchKind::idle_close) return bench_idle(*a, out);
+  tcp::TcpStack& t = engine_.tcp(0);
+  std::shared_ptr<BenchClient> c;
+  switch (a->kind) {
+    case BenchKind::rr: c = make_rr_client(t, *a); break;
+    case BenchKind::crr:
+      c = make_crr_client(t, *a);
+      out << "crr: client TIME-WAIT 20 ms for this run (MSL lowered to 10 ms on instance 0, "
+             "restored afterwards) so that ephemeral ports and TCBs are reused\n";
+      break;
+    case BenchKind::stream: c = make_stream_client(t, *a); break;
+    case BenchKind::http: c = make_http_client(t, *a); break;
+    default: return;
+  }
+  out << bench_summary(*a, run_bench(engine_, c, out)) << "\n";
+}
+
+void Cli::bench_idle(const BenchArgs& a, std::ostream& out) {
+  if (a.kind == BenchKind::idle_close) {
+    if (idle_ == nullptr) {
+      out << "bench idle: no idle connections\n";
+      return;
+    }
+    uint32_t n = idle_->established.load();
+    if (!stop_bench(engine_, idle_)) {
+      out << "error: bench idle close: instance 0 not responding\n";
+      return;
+    }
+    idle_.reset();
+    out << "bench idle: aborted " << n << " connections (RST: none left in TIME-WAIT)\n";
+    return;
+  }
+  if (idle_ != nullptr) {
+    out << "error: bench idle: " << idle_->args().conns
+        << " idle connections are open already (bench idle close first)\n";
+    return;
+  }
+  idle_ = make_idle_client(engine_.tcp(0), a);
+  auto t0 = engine::now_ns();
+  std::string why = start_and_wait_ready(engine_, idle_, out);
+  uint64_t errors = idle_->errors.load();
+  char line[200];
+  std::snprintf(line, sizeof line, "bench idle: conns=%u established=%u seconds=%.2f errors=%llu ",
+                a.conns, idle_->established.load(), double(engine::now_ns() - t0) / 1e9,
+                (unsigned long long)errors);
+  out << line;
+  if (!why.empty()) out << "FAILED (" << why << ")\n";
+  else if (errors > 0) out << "FAILED (" << errors << " connection(s) reset, refused or timed out)\n";
+  else out << "ok\n";
+  // The connections stay open (those that failed are gone) until `bench idle close`.
 }
 
 }  // namespace keel::pmd

@@ -39,6 +39,7 @@ const char* help_text =
     "  show arp                     neighbour tables\n"
     "  show conns                   TCP connections per instance (like ss -tin)\n"
     "  show tcp                     TCP counters per instance (non-zero)\n"
+    "  show mem                     memory per connection: TCB table, hash, mbufs in use, RSS\n"
     "  ping ADDR [COUNT [INTERVAL_MS [SIZE]]]  ICMP echo from instance 0 (default 4, 1000 ms, 56)\n"
     "  connect ADDR PORT            TCP connection from instance 0; what arrives prints as 'conn N: ...'\n"
     "  send N TEXT...               send TEXT and a newline on connection N\n"
@@ -52,6 +53,17 @@ const char* help_text =
     "  echotest ADDR PORT SIZE ROUNDS [CONNS]  ROUNDS round trips of SIZE random bytes through an\n"
     "                               echo service on each of CONNS connections (default 1); every\n"
     "                               byte checked; reports intact/corrupt, ok/FAILED\n"
+    "  bench rr ADDR PORT SIZE [CONNS [SECONDS]]    CONNS connections (default 1) to an echo\n"
+    "                               service, one SIZE-byte request outstanding on each, for\n"
+    "                               SECONDS (default 3, after a warm-up): transactions/s, latency\n"
+    "  bench crr ADDR PORT SIZE [CONNS [SECONDS]]   connect, one request/response, close, repeat\n"
+    "                               (CONNS slots in parallel): connections/s, latency\n"
+    "  bench stream ADDR PORT [CONNS [SECONDS]]     bulk send into a discard service: Gbit/s\n"
+    "                               acknowledged, retransmits\n"
+    "  bench http ADDR PORT PATH [CONNS [SECONDS]]  HTTP/1.1 keep-alive GETs, one outstanding\n"
+    "                               per connection: requests/s, latency, non-2xx\n"
+    "  bench idle ADDR PORT N       open N idle connections and leave them open\n"
+    "  bench idle close             abort the idle connections\n"
     "  quit                         stop the ports and exit\n";
 }  // namespace
 
@@ -92,8 +104,10 @@ bool Cli::execute(const std::string& line, std::ostream& out) {
     show_conns(out);
   } else if (cmd == "show" && w.size() == 2 && w[1] == "tcp") {
     show_tcp(out);
+  } else if (cmd == "show" && w.size() == 2 && w[1] == "mem") {
+    show_mem(out);
   } else if (cmd == "show") {
-    out << "error: usage: show port|stats [all]|arp|conns|tcp\n";
+    out << "error: usage: show port|stats [all]|arp|conns|tcp|mem\n";
   } else if (cmd == "connect") {
     connect(w, out);
   } else if (cmd == "send") {
@@ -106,6 +120,8 @@ bool Cli::execute(const std::string& line, std::ostream& out) {
     stream(w, out);
   } else if (cmd == "echotest") {
     echotest(w, out);
+  } else if (cmd == "bench") {
+    bench(w, out);
   } else if (cmd == "ping") {
     unsigned count = 4, interval = 1000, size = 56;
     auto dst = w.size() >= 2 ? net::Ipv4Addr::parse(w[1]) : std::nullopt;

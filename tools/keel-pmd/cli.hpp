@@ -16,6 +16,8 @@
 namespace keel::pmd {
 
 class Services;
+class BenchClient;
+struct BenchArgs;
 struct ClientConns;
 struct AsyncOut;
 
@@ -56,11 +58,16 @@ class Cli {
   // bench_commands.cpp
   void stream(const std::vector<std::string>& w, std::ostream& out);
   void echotest(const std::vector<std::string>& w, std::ostream& out);
+  void bench(const std::vector<std::string>& w, std::ostream& out);
+  void bench_idle(const BenchArgs& a, std::ostream& out);
+  // mem_commands.cpp
+  void show_mem(std::ostream& out);
 
   engine::Engine& engine_;
   const Services* services_ = nullptr;
   std::shared_ptr<AsyncOut> async_out_;
   std::shared_ptr<ClientConns> clients_;  // touched only on instance 0's lcore
+  std::shared_ptr<BenchClient> idle_;     // `bench idle` connections (instance 0), until closed
 };
 
 }  // namespace keel::pmd
