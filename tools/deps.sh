@@ -7,7 +7,8 @@ set -euo pipefail
 
 build_pkgs=(g++ meson ninja-build pkg-config libdpdk-dev libboost-dev catch2 libssl-dev)
 test_pkgs=(clang libclang-rt-14-dev iproute2 iputils-ping iputils-arping ethtool tcpdump
-           python3 python3-scapy nftables curl ncat wrk iperf3 sockperf)
+           python3 python3-scapy nftables curl ncat wrk iperf3 sockperf
+           python3-matplotlib valgrind nginx)
 
 pkgs=("${build_pkgs[@]}")
 [ "${1:-}" = "--build" ] || pkgs+=("${test_pkgs[@]}")
@@ -23,8 +24,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # nginx's postinst starts the service; perf/ runs its own nginx (one worker, in a namespace).
+  # A policy-rc.d that says 101 keeps invoke-rc.d from starting anything during the install;
+  # ours is removed afterwards (one that existed before is left alone).
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# tools/deps.sh: no service starts during its install\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "$own_policy" = 1 ]; then
+    rm -f "$policy"
+    trap - EXIT
+  fi
 fi
 
 # Hugepages: multi-process DPDK (primary/secondary) and memif zero-copy need them;

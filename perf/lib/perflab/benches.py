@@ -1,0 +1,593 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""The benchmarks perf/run knows: rr, stream, crr, mem, cost, http.
+
+Each takes (lab, ctx) and returns a Result: the runs it made (every summary line, parsed)
+and its headline figures, printed last as `NAME: keel V UNIT, kernel V UNIT, ratio X.XX`
+(the ratio oriented so that higher is better for keel). A benchmark fails (raises) only
+when something did not run or printed what cannot be parsed; slow figures are reported,
+never judged here.
+"""
+import json
+import os
+import re
+import shlex
+import subprocess
+import time
+
+from . import lab as L
+
+# One summary line, shared by keel-pmd's `bench` and kbench (docs/PERFORMANCE.md).
+SUMMARY = re.compile(r"^bench (?P<kind>\w+): (?P<kv>(?:[a-z0-9_]+=\S+ )+)(?P<verdict>ok|FAILED \(.*\))\s*$")
+HEADLINE = re.compile(r"^(?P<name>\w+): keel (?P<keel>[0-9.]+|n/a) (?P<ku>\S+), "
+                      r"kernel (?P<kernel>[0-9.]+|n/a) (?P<nu>\S+), ratio (?P<ratio>[0-9.]+|n/a)$")
+
+
+class BenchFailed(Exception):
+    """The benchmark did not run, or printed something malformed."""
+
+
+def parse_summary(lines, kind):
+    """The last `bench KIND: ...` line of `lines`: (dict of numbers, verdict, line)."""
+    for line in reversed(lines):
+        line = line.strip()
+        if not line.startswith(f"bench {kind}:"):
+            continue
+        m = SUMMARY.match(line)
+        if not m:
+            raise BenchFailed(f"malformed summary line: {line!r}")
+        kv = {}
+        for tok in m.group("kv").split():
+            k, v = tok.split("=", 1)
+            try:
+                kv[k] = float(v)
+            except ValueError:
+                raise BenchFailed(f"malformed value {tok!r} in {line!r}")
+        return kv, m.group("verdict"), line
+    raise BenchFailed(f"no 'bench {kind}:' summary line in the output:\n" + "\n".join(lines[-15:]))
+
+
+class Result:
+    def __init__(self, name):
+        self.name = name
+        self.runs = []       # every measurement, raw
+        self.headline = []   # (name, keel, kernel, unit, ratio, note)
+        self.failures = []   # runs that ended FAILED (...)
+        self.notes = []
+
+    def add_run(self, stack, where, mode, kind, args, kv, verdict, line, output=None):
+        """One measurement: the parsed summary, and the tool's whole output (live table) raw."""
+        self.runs.append(dict(stack=stack, where=where, mode=mode, kind=kind, args=args,
+                              summary=kv, verdict=verdict, line=line, output=output or []))
+        if verdict != "ok":
+            self.failures.append(f"{stack} {where} {mode} {kind} {args}: {verdict}")
+        return kv
+
+    def find(self, **want):
+        for r in self.runs:
+            if all(r.get(k) == v or r["args"].get(k) == v for k, v in want.items()):
+                return r["summary"]
+        return None
+
+    def line(self, name, keel, kernel, unit, higher_is_better=True, note=""):
+        """A headline figure; ratio = keel/kernel (kernel/keel for latencies)."""
+        ratio = None
+        if keel is not None and kernel is not None and keel > 0 and kernel > 0:
+            ratio = keel / kernel if higher_is_better else kernel / keel
+        self.headline.append(dict(name=name, keel=keel, kernel=kernel, unit=unit, ratio=ratio,
+                                  higher_is_better=higher_is_better, note=note))
+
+    def to_json(self):
+        return dict(runs=self.runs, headline=self.headline, failures=self.failures, notes=self.notes)
+
+
+def fmt(v, unit):
+    if v is None:
+        return "n/a"
+    if unit in ("us",):
+        return f"{v:.2f}"
+    if unit in ("Gbit/s",):
+        return f"{v:.2f}"
+    return f"{v:.0f}" if v >= 100 else f"{v:.2f}"
+
+
+def headline_text(h):
+    r = "n/a" if h["ratio"] is None else f"{h['ratio']:.2f}"
+    return (f"{h['name']}: keel {fmt(h['keel'], h['unit'])} {h['unit']}, "
+            f"kernel {fmt(h['kernel'], h['unit'])} {h['unit']}, ratio {r}")
+
+
+class Ctx:
+    """What every benchmark needs: the lab, the mode's parameters, a logger."""
+
+    def __init__(self, lab, quick, log, verbose):
+        self.lab = lab
+        self.quick = quick
+        self.log = log
+        self.verbose = verbose
+        q = quick
+        self.rr_seconds = 0.5 if q else 5
+        self.sweep_seconds = 0.5 if q else 3
+        self.sweep_conns = [1, 64, 1024] if q else [1, 16, 64, 256, 1024, 10000]
+        self.stream_seconds = 1 if q else 5
+        self.crr_seconds = 1 if q else 5
+        self.http_seconds = 1 if q else 5
+        self.mem_conns = 2000 if q else 10000
+
+    def echo(self):
+        return (lambda s: self.log("      | " + s)) if self.verbose else None
+
+
+# ----- running one measurement on each side -----
+
+def kernel_run(ctx, res, where, busy, kind, port, service, cargs, seconds, label=None):
+    """kbench server (core 1) and client (core 0) over veth or 127.0.0.1; the parsed summary."""
+    lab = ctx.lab
+    if where == "veth":
+        ns_s, ns_c, addr = lab.ns_server, lab.ns_client, L.VETH_SERVER_IP
+    else:
+        ns_s, ns_c, addr = lab.ns_lo, lab.ns_lo, "127.0.0.1"
+    mode = "busy" if busy else "block"
+    srv = lab.kserver(ns_s, service, port, busy, addr)
+    try:
+        argv = [lab.kbench, kind, addr, str(port)] + cargs + ["--seconds", str(seconds),
+                                                              "--busy" if busy else "--block"]
+        rc, lines = lab.run(f"kbench {kind}", ns_c, L.CLIENT_CORE, argv, timeout=seconds + 60,
+                            echo=ctx.echo())
+    finally:
+        lab.stop(srv)
+    kv, verdict, line = parse_summary(lines, kind)
+    args = _args(cargs)
+    ctx.log(f"  kernel {where:4} {mode:5} {label or kind}: {line}")
+    return res.add_run("kernel", where, mode, kind, args, kv, verdict, line, lines)
+
+
+def kernel_runs(ctx, res, where, busy, kind, port, service, runs, seconds):
+    """Several clients against one kbench server: runs = [(label, cargs[, extra args])]."""
+    lab = ctx.lab
+    if where == "veth":
+        ns_s, ns_c, addr = lab.ns_server, lab.ns_client, L.VETH_SERVER_IP
+    else:
+        ns_s, ns_c, addr = lab.ns_lo, lab.ns_lo, "127.0.0.1"
+    mode = "busy" if busy else "block"
+    srv = lab.kserver(ns_s, service, port, busy, addr)
+    out = []
+    try:
+        for label, cargs, *extra in runs:
+            argv = [lab.kbench, kind, addr, str(port)] + cargs + ["--seconds", str(seconds),
+                                                                  "--busy" if busy else "--block"]
+            rc, lines = lab.run(f"kbench {kind}", ns_c, L.CLIENT_CORE, argv, timeout=seconds + 90,
+                                echo=ctx.echo())
+            kv, verdict, line = parse_summary(lines, kind)
+            ctx.log(f"  kernel {where:4} {mode:5} {label}: {line}")
+            args = _args(cargs)
+            for e in extra:
+                args.update(e)
+            out.append(res.add_run("kernel", where, mode, kind, args, kv, verdict, line, lines))
+    finally:
+        lab.stop(srv)
+    return out
+
+
+def _args(cargs):
+    a = {}
+    for i in range(0, len(cargs) - 1, 2):
+        k = cargs[i].lstrip("-")
+        v = cargs[i + 1]
+        a[k] = int(v) if v.isdigit() else v
+    return a
+
+
+def keel_run(ctx, res, pair, kind, cmd_args, args, seconds, label=None):
+    """`bench KIND ...` on the keel client; the parsed summary."""
+    line_cmd = f"bench {kind} {cmd_args}"
+    out = pair.client.cmd(line_cmd, timeout=seconds + 90)
+    lines = out.splitlines()
+    if ctx.verbose:
+        for s in lines:
+            ctx.log("      | " + s)
+    if any(s.startswith("error:") for s in lines):
+        raise BenchFailed(f"keel-pmd refused '{line_cmd}':\n{out}")
+    kv, verdict, line = parse_summary(lines, kind)
+    ctx.log(f"  keel   memif busy  {label or kind}: {line}")
+    return res.add_run("keel", "memif", "busy", kind, args, kv, verdict, line, lines)
+
+
+def keel_pair(ctx):
+    pair = ctx.lab.keel_pair(echo=ctx.echo())
+    if not pair.has_bench():
+        pair.close()
+        raise BenchFailed("this keel-pmd has no `bench` command (tools/keel-pmd/bench_commands.cpp)")
+    return pair
+
+
+SRV = L.KEEL_SERVER_IP
+
+
+# ===== rr: request/response, and the connection-count sweep =====
+
+def bench_rr(ctx):
+    res = Result("rr")
+    s = ctx.rr_seconds
+    cases = [(64, 1), (1024, 1), (64, 64), (1024, 64)]
+    with keel_pair(ctx) as pair:
+        for size, conns in cases:
+            keel_run(ctx, res, pair, "rr", f"{SRV} 7 {size} {conns} {s}", dict(size=size, conns=conns), s,
+                     f"rr {size} B x {conns}")
+        for conns in ctx.sweep_conns:
+            kv = keel_run(ctx, res, pair, "rr", f"{SRV} 7 64 {conns} {ctx.sweep_seconds}",
+                          dict(size=64, conns=conns, sweep=True), ctx.sweep_seconds, f"sweep {conns} conns")
+    for where in ("veth", "lo"):
+        for busy in (True, False):
+            kernel_runs(ctx, res, where, busy, "rr", 7, "echo",
+                        [(f"rr {size} B x {conns}", ["--size", str(size), "--conns", str(conns)])
+                         for size, conns in cases], s)
+    sweep_modes = [True] if ctx.quick else [True, False]
+    for busy in sweep_modes:
+        runs = kernel_runs(ctx, res, "veth", busy, "rr", 7, "echo",
+                           [(f"sweep {c} conns", ["--size", "64", "--conns", str(c)], dict(sweep=True))
+                            for c in ctx.sweep_conns], ctx.sweep_seconds)
+    # Headline: keel against the busy-polling kernel over veth (and the others for reference).
+    def get(stack, where, mode, size, conns, key):
+        for r in res.runs:
+            a = r["args"]
+            if (r["stack"], r["where"], r["mode"]) == (stack, where, mode) and a.get("size") == size \
+                    and a.get("conns") == conns and not a.get("sweep"):
+                return r["summary"].get(key)
+        return None
+    k = lambda size, conns, key: get("keel", "memif", "busy", size, conns, key)
+    kv_ = lambda where, mode, size, conns, key: get("kernel", where, mode, size, conns, key)
+    for q, key in (("p999", "p999_us"), ("p99", "p99_us")):
+        res.line(f"rr_{q}", k(64, 1, key), kv_("veth", "busy", 64, 1, key), "us", False)
+    res.line("rr_1k_p50", k(1024, 1, "p50_us"), kv_("veth", "busy", 1024, 1, "p50_us"), "us", False)
+    res.line("rr_1k_p99", k(1024, 1, "p99_us"), kv_("veth", "busy", 1024, 1, "p99_us"), "us", False)
+    res.line("rr_p50_lo", k(64, 1, "p50_us"), kv_("lo", "busy", 64, 1, "p50_us"), "us", False,
+             "kernel busy-polling over 127.0.0.1")
+    res.line("rr_p50_block", k(64, 1, "p50_us"), kv_("veth", "block", 64, 1, "p50_us"), "us", False,
+             "kernel blocking (epoll_wait sleeps) over veth")
+    res.line("rr_rate_block", k(64, 64, "tps"), kv_("veth", "block", 64, 64, "tps"), "tps", True,
+             "kernel blocking over veth")
+    res.line("rr_rate_lo", k(64, 64, "tps"), kv_("lo", "busy", 64, 64, "tps"), "tps", True,
+             "kernel busy-polling over 127.0.0.1")
+    res.line("rr_1k_rate", k(1024, 64, "tps"), kv_("veth", "busy", 1024, 64, "tps"), "tps", True)
+    res.line("rr_p50", k(64, 1, "p50_us"), kv_("veth", "busy", 64, 1, "p50_us"), "us", False)
+    res.line("rr_rate", k(64, 64, "tps"), kv_("veth", "busy", 64, 64, "tps"), "tps", True)
+    return res
+
+
+# ===== stream: bulk =====
+
+def iperf3(ctx, res, where, streams, seconds):
+    lab = ctx.lab
+    if where == "veth":
+        ns_s, ns_c, addr = lab.ns_server, lab.ns_client, L.VETH_SERVER_IP
+    else:
+        ns_s, ns_c, addr = lab.ns_lo, lab.ns_lo, "127.0.0.1"
+    srv = lab.start("iperf3 -s", ns_s, L.SERVER_CORE, ["iperf3", "-s", "-1", "-B", addr, "-p", "5201"])
+    try:
+        time.sleep(0.3)
+        omit = 0 if ctx.quick else 1
+        t = max(1, int(round(seconds)))
+        rc, lines = lab.run("iperf3 -c", ns_c, L.CLIENT_CORE,
+                            ["iperf3", "-c", addr, "-p", "5201", "-t", str(t), "-O", str(omit), "-P",
+                             str(streams), "-J"], timeout=t + 60)
+    finally:
+        lab.stop(srv)
+    try:
+        j = json.loads("\n".join(lines))
+        end = j["end"]
+        gbps = end["sum_received"]["bits_per_second"] / 1e9
+        retr = end["sum_sent"].get("retransmits", 0)
+    except (ValueError, KeyError) as e:
+        raise BenchFailed(f"iperf3 output not understood ({e}):\n" + "\n".join(lines[-15:]))
+    kv = dict(conns=streams, seconds=float(t), gbps=gbps, retransmits=float(retr))
+    line = f"iperf3 -P {streams} -t {t}: {gbps:.2f} Gbit/s, {retr} retransmits"
+    ctx.log(f"  kernel {where:4} iperf3 stream x {streams}: {line}")
+    return res.add_run("kernel", where, "iperf3", "stream", dict(conns=streams, tool="iperf3"), kv, "ok", line,
+                       [json.dumps(i.get("sum", {})) for i in j.get("intervals", [])])
+
+
+def bench_stream(ctx):
+    res = Result("stream")
+    s = ctx.stream_seconds
+    keel = {}
+    with keel_pair(ctx) as pair:
+        for n in (1, 8):
+            keel[n] = keel_run(ctx, res, pair, "stream", f"{SRV} 9 {n} {s}", dict(conns=n), s + 30,
+                               f"stream x {n}")
+    kern = {}
+    for where in ("veth", "lo"):
+        runs = kernel_runs(ctx, res, where, True, "stream", 9, "discard",
+                           [(f"stream x {n}", ["--conns", str(n)]) for n in (1, 8)], s)
+        kern[where] = dict(zip((1, 8), runs))
+    ip = {n: iperf3(ctx, res, "veth", n, s) for n in (1, 8)}
+    ip_lo = iperf3(ctx, res, "lo", 1, s)
+    res.line("stream_iperf3", keel[1]["gbps"], ip[1]["gbps"], "Gbit/s", True, "iperf3 -P 1 over veth")
+    res.line("stream_iperf3_lo", keel[1]["gbps"], ip_lo["gbps"], "Gbit/s", True, "iperf3 -P 1 over 127.0.0.1")
+    res.line("stream_lo", keel[1]["gbps"], kern["lo"][1]["gbps"], "Gbit/s", True, "kbench over 127.0.0.1")
+    res.line("stream_8", keel[8]["gbps"], kern["veth"][8]["gbps"], "Gbit/s", True, "8 streams, kbench over veth")
+    res.line("stream", keel[1]["gbps"], kern["veth"][1]["gbps"], "Gbit/s", True, "1 stream, kbench over veth")
+    return res
+
+
+# ===== crr: connection rate =====
+
+def bench_crr(ctx):
+    res = Result("crr")
+    s = ctx.crr_seconds
+    with keel_pair(ctx) as pair:
+        keel = keel_run(ctx, res, pair, "crr", f"{SRV} 7 64 1 {s}", dict(size=64, conns=1), s, "crr 64 B")
+    kb = kernel_run(ctx, res, "veth", True, "crr", 7, "echo", ["--size", "64"], s, "crr 64 B")
+    kbl = kernel_run(ctx, res, "veth", False, "crr", 7, "echo", ["--size", "64"], s, "crr 64 B")
+    klo = kernel_run(ctx, res, "lo", True, "crr", 7, "echo", ["--size", "64"], s, "crr 64 B")
+    res.line("crr_p50", keel["p50_us"], kb["p50_us"], "us", False)
+    res.line("crr_block", keel["cps"], kbl["cps"], "conn/s", True, "kernel blocking over veth")
+    res.line("crr_lo", keel["cps"], klo["cps"], "conn/s", True, "kernel busy-polling over 127.0.0.1")
+    res.line("crr", keel["cps"], kb["cps"], "conn/s", True)
+    return res
+
+
+# ===== mem: bytes per idle established connection =====
+
+SLAB_CACHES = ("TCP", "sock_inode_cache", "filp", "dentry", "eventpoll_epi", "request_sock_TCP")
+
+
+def slabinfo():
+    out = {}
+    with open("/proc/slabinfo") as f:
+        for line in f:
+            p = line.split()
+            if p and p[0] in SLAB_CACHES:
+                out[p[0]] = (int(p[1]), int(p[3]))  # active objects, object size
+    return out
+
+
+def sockstat_mem_pages(ctx, ns):
+    txt = ctx.lab.nsx(ns, "cat", "/proc/net/sockstat")
+    m = re.search(r"^TCP: .* mem (\d+)", txt, re.M)
+    return int(m.group(1)) if m else 0
+
+
+def bench_mem(ctx):
+    res = Result("mem")
+    n = ctx.mem_conns
+    lab = ctx.lab
+    # keel: the server's own accounting (TCB slot + hash entry + mbufs held) and its RSS.
+    with keel_pair(ctx) as pair:
+        before = _mem_line(pair.server.cmd("show mem"))
+        out = pair.client.cmd(f"bench idle {SRV} 7 {n}", timeout=120)
+        if any(s.startswith("error:") for s in out.splitlines()):
+            raise BenchFailed(f"keel-pmd refused 'bench idle':\n{out}")
+        kv, verdict, line = parse_summary(out.splitlines(), "idle")
+        ctx.log(f"  keel   memif busy  idle x {n}: {line}")
+        res.add_run("keel", "memif", "busy", "idle", dict(conns=n), kv, verdict, line)
+        t0 = time.monotonic()
+        while True:  # the server's side of the handshakes lands a moment later
+            after = _mem_line(pair.server.cmd("show mem"))
+            if after.get("conns", 0) >= n or time.monotonic() - t0 > 10:
+                break
+            time.sleep(0.2)
+        client_mem = _mem_line(pair.client.cmd("show mem"))
+        pair.client.cmd("bench idle close", timeout=60)
+    ctx.log(f"  keel   server show mem: {after}")
+    keel_conns = max(after.get("conns", 0), 1)
+    keel_per = after.get("bytes_per_conn")
+    keel_rss = (after.get("rss_bytes", 0) - before.get("rss_bytes", 0)) / keel_conns
+    res.runs.append(dict(stack="keel", where="memif", mode="busy", kind="mem", args=dict(conns=n),
+                         summary=dict(server_before=before, server_after=after, client=client_mem,
+                                      bytes_per_conn=keel_per, rss_delta_per_conn=keel_rss),
+                         verdict="ok", line=""))
+    # kernel: both ends live in this kernel (two sockets per connection): deltas / (2 n).
+    srv = lab.kserver(lab.ns_server, "echo", 7, False, L.VETH_SERVER_IP)
+    try:
+        s0, m0 = slabinfo(), sockstat_mem_pages(ctx, lab.ns_server) + sockstat_mem_pages(ctx, lab.ns_client)
+        cli = lab.start("kbench idle", lab.ns_client, L.CLIENT_CORE,
+                        [lab.kbench, "idle", L.VETH_SERVER_IP, "7", "--conns", str(n)], stdin=True)
+        cli.wait_for(lambda t: "bench idle:" in t, 120)
+        time.sleep(0.5)  # the server accepts the last of them
+        s1, m1 = slabinfo(), sockstat_mem_pages(ctx, lab.ns_server) + sockstat_mem_pages(ctx, lab.ns_client)
+        cli.write("\n")
+        lab.finish(cli, 60)
+    finally:
+        lab.stop(srv)
+    kv, verdict, line = parse_summary(cli.lines, "idle")
+    ctx.log(f"  kernel veth  block idle x {n}: {line}")
+    delta = {k: (s1.get(k, (0, 0))[0] - s0.get(k, (0, 0))[0]) * s1.get(k, s0.get(k, (0, 0)))[1]
+             for k in set(s0) | set(s1)}
+    socks = 2 * n
+    sock_bytes = delta.get("TCP", 0) + delta.get("sock_inode_cache", 0) + (m1 - m0) * 4096
+    all_bytes = sum(v for v in delta.values()) + (m1 - m0) * 4096
+    kern_per = sock_bytes / socks
+    kern_all = all_bytes / socks
+    ctx.log(f"  kernel slab deltas (bytes): {delta}, sockstat mem pages {m1 - m0}")
+    res.add_run("kernel", "veth", "block", "idle", dict(conns=n), kv, verdict, line)
+    res.runs.append(dict(stack="kernel", where="veth", mode="block", kind="mem", args=dict(conns=n),
+                         summary=dict(slab_delta_bytes=delta, sockstat_mem_pages=m1 - m0,
+                                      socket_bytes_per_conn=kern_per, all_bytes_per_conn=kern_all),
+                         verdict="ok", line=""))
+    res.notes.append("kernel: per socket = (TCP + sock_inode_cache slab + sockstat TCP mem pages) "
+                     "delta / (2 x connections), both ends in one kernel; 'all' adds filp, dentry, "
+                     "eventpoll_epi (global caches: other processes add noise)")
+    res.line("mem_rss", keel_rss, kern_all, "B/conn", False,
+             "keel: server RSS growth per connection; kernel: all socket-related slab per socket")
+    res.line("mem", keel_per, kern_per, "B/conn", False,
+             "keel: TCB slot + hash entry + mbufs held; kernel: TCP socket + inode slab + socket memory")
+    return res
+
+
+def _mem_line(out):
+    for s in out.splitlines():
+        if s.startswith("mem: "):
+            kv = {}
+            for tok in s[5:].split():
+                if "=" in tok:
+                    k, v = tok.split("=", 1)
+                    try:
+                        kv[k] = float(v)
+                    except ValueError:
+                        pass
+            return kv
+    raise BenchFailed("no 'mem:' line in keel-pmd's `show mem`:\n" + out)
+
+
+# ===== http: keep-alive, small responses =====
+
+NGINX_CONF = """worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    server {{
+        listen {addr}:80 reuseport;
+        root {dir}/html;
+        location / {{ index index.html; }}
+    }}
+}}
+"""
+
+
+def bench_http(ctx):
+    res = Result("http")
+    s = ctx.http_seconds
+    lab = ctx.lab
+    with keel_pair(ctx) as pair:
+        keel = keel_run(ctx, res, pair, "http", f"{SRV} 80 / 64 {s}", dict(conns=64, path="/"), s, "http / x 64")
+    # nginx, one worker, core 1, over veth; it serves the same page keel-pmd's http service does.
+    d = os.path.join(lab.dir, "nginx")
+    os.makedirs(os.path.join(d, "html"), exist_ok=True)
+    with open(os.path.join(d, "html", "index.html"), "w") as f:
+        f.write(KEEL_PAGE)
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF.format(dir=d, addr=L.VETH_SERVER_IP))
+    ng = lab.start("nginx", lab.ns_server, L.SERVER_CORE, ["nginx", "-c", conf, "-p", d, "-e", os.path.join(d, "error.log")])
+    try:
+        _wait_port(ctx, lab.ns_client, L.VETH_SERVER_IP, 80)
+        t = max(1, int(round(s)))
+        rc, lines = lab.run("wrk", lab.ns_client, L.CLIENT_CORE,
+                            ["wrk", "-t", "1", "-c", "64", "-d", f"{t}s", "--latency",
+                             f"http://{L.VETH_SERVER_IP}/"], timeout=t + 60)
+        wrk = _parse_wrk(lines)
+        line = (f"wrk -t 1 -c 64 -d {t}s: {wrk['rps']:.1f} req/s, p50 {wrk['p50_us']:.1f} us, "
+                f"p99 {wrk['p99_us']:.1f} us, errors {wrk['errors']:.0f}, non-2xx {wrk['non2xx']:.0f}")
+        ctx.log(f"  kernel veth  wrk   http / x 64 (nginx, 1 worker): {line}")
+        verdict = "ok" if wrk["errors"] == 0 and wrk["non2xx"] == 0 else "FAILED (wrk errors)"
+        res.add_run("kernel", "veth", "wrk", "http", dict(conns=64, server="nginx", client="wrk"), wrk, verdict, line,
+                    lines)
+        # The same client keel uses, against nginx: the harness taken out of the comparison.
+        argv = [lab.kbench, "http", L.VETH_SERVER_IP, "80", "--conns", "64", "--seconds", str(s), "--busy"]
+        rc, lines = lab.run("kbench http", lab.ns_client, L.CLIENT_CORE, argv, timeout=s + 60, echo=ctx.echo())
+        kv, verdict, line = parse_summary(lines, "http")
+        ctx.log(f"  kernel veth  busy  http / x 64 (nginx, kbench): {line}")
+        kb = res.add_run("kernel", "veth", "busy", "http", dict(conns=64, server="nginx", client="kbench"),
+                         kv, verdict, line, lines)
+    finally:
+        lab.stop(ng)
+    res.line("http_kbench", keel["rps"], kb["rps"], "req/s", True, "kbench (busy) against nginx")
+    res.line("http_p99", keel["p99_us"], wrk["p99_us"], "us", False)
+    res.line("http", keel["rps"], wrk["rps"], "req/s", True, "wrk against nginx, one worker, over veth")
+    return res
+
+
+KEEL_PAGE = ("<!DOCTYPE html>\n"
+             "<html><head><meta charset=\"utf-8\"><title>keel-pmd</title></head>\n"
+             "<body><h1>keel-pmd</h1>\n"
+             "<p>Served by keel, a user-space TCP/IP stack on DPDK.</p>\n"
+             "<p><a href=\"/bytes/1024\">/bytes/N</a> returns N bytes, byte i = i mod 251.</p>\n"
+             "</body></html>\n")
+
+
+def _wait_port(ctx, ns, addr, port, timeout=10):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        r = subprocess.run(["ip", "netns", "exec", ns, "bash", "-c", f"exec 3<>/dev/tcp/{addr}/{port}"],
+                           stderr=subprocess.DEVNULL)
+        if r.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise BenchFailed(f"nothing listens on {addr}:{port} after {timeout} s")
+
+
+def _wrk_time_us(s):
+    m = re.match(r"([0-9.]+)(us|ms|s|m)$", s)
+    if not m:
+        raise BenchFailed(f"wrk: cannot read the time {s!r}")
+    v = float(m.group(1))
+    return v * {"us": 1, "ms": 1e3, "s": 1e6, "m": 60e6}[m.group(2)]
+
+
+def _parse_wrk(lines):
+    txt = "\n".join(lines)
+    m = re.search(r"^Requests/sec:\s+([0-9.]+)", txt, re.M)
+    p50 = re.search(r"^\s+50%\s+(\S+)", txt, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", txt, re.M)
+    reqs = re.search(r"^\s+(\d+) requests in", txt, re.M)
+    if not (m and p50 and p99 and reqs):
+        raise BenchFailed("wrk output not understood:\n" + txt[-1500:])
+    err = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", txt)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", txt)
+    return dict(rps=float(m.group(1)), requests=float(reqs.group(1)), p50_us=_wrk_time_us(p50.group(1)),
+                p99_us=_wrk_time_us(p99.group(1)),
+                errors=float(sum(int(x) for x in err.groups())) if err else 0.0,
+                non2xx=float(non2xx.group(1)) if non2xx else 0.0)
+
+
+# ===== cost: instructions per request/response (perf/cost/) =====
+
+def cost_command(ctx):
+    """HOOK: the command that prints the `cost: ...` line. perf/cost/run-cost.sh (callgrind,
+    instructions per 64 B request/response on the keel server) unless KEEL_PERF_COST_CMD
+    names another command (split like a shell would; run from the repository root)."""
+    env = os.environ.get("KEEL_PERF_COST_CMD")
+    if env:
+        return shlex.split(env)
+    p = os.path.join(ctx.root, "perf", "cost", "run-cost.sh")
+    if not os.access(p, os.X_OK):
+        return None
+    # perf/run has built everything already (or was told not to build).
+    return [p, "--build-dir", ctx.lab.build_dir, "--no-build"] + (["--quick"] if ctx.quick else [])
+
+
+def bench_cost(ctx):
+    res = Result("cost")
+    cmd = cost_command(ctx)
+    if cmd is None:
+        raise BenchFailed("no cost benchmark found (perf/cost/run-cost.sh, or set KEEL_PERF_COST_CMD)")
+    ctx.log(f"  running {' '.join(cmd)}")
+    env = dict(os.environ, KEEL_BUILD_DIR=ctx.lab.build_dir)
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=900, env=env, cwd=ctx.root)
+    lines = r.stdout.splitlines()
+    for s in lines:
+        ctx.log("      | " + s) if ctx.verbose else None
+    cost_lines = [s.strip() for s in lines if HEADLINE.match(s.strip()) and s.strip().startswith("cost")]
+    if r.returncode != 0 or not cost_lines:
+        raise BenchFailed(f"{' '.join(cmd)}: exit {r.returncode}, no well-formed 'cost: ...' line:\n"
+                          + "\n".join(lines[-20:]))
+    for s in lines[-30:]:
+        if not ctx.verbose:
+            ctx.log("  cost | " + s)
+    for s in cost_lines:
+        m = HEADLINE.match(s)
+        val = lambda x: None if x == "n/a" else float(x)
+        res.headline.append(dict(name=m.group("name"), keel=val(m.group("keel")), kernel=val(m.group("kernel")),
+                                 unit=m.group("ku"), ratio=val(m.group("ratio")), higher_is_better=False,
+                                 note="from perf/cost", raw=s))
+    res.runs.append(dict(stack="keel", where="callgrind", mode="", kind="cost", args={}, summary={},
+                         verdict="ok", line="\n".join(lines[-40:])))
+    # The cost line itself comes last (the others, if any, before it).
+    res.headline.sort(key=lambda h: h["name"] == "cost")
+    return res
+
+
+BENCHES = {
+    "rr": bench_rr,
+    "stream": bench_stream,
+    "crr": bench_crr,
+    "mem": bench_mem,
+    "cost": bench_cost,
+    "http": bench_http,
+}
