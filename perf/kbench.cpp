@@ -805,8 +805,11 @@ int run_stream(const Options& o) {
     ++errors;
     ep.del(fds[i]);
   };
+  // A bounded number of sends per call: against a reader that keeps up, send()
+  // may never say EAGAIN, and the loop must still look at the clock (and the
+  // other connections).
   auto fill = [&](unsigned i) {
-    for (;;) {
+    for (int sends = 0; sends < 64; ++sends) {
       ssize_t n = send(fds[i], chunk.data(), chunk.size(), MSG_NOSIGNAL);
       if (n > 0) {
         written[i] += uint64_t(n);
@@ -967,7 +970,10 @@ int run_server(const Options& o) {
         continue;
       }
       bool closed = false;
-      for (;;) {
+      // A bounded number of reads per event: a sender that keeps up would
+      // otherwise hold the loop on its connection and starve every other one
+      // (level-triggered epoll reports it again next round).
+      for (int reads = 0; reads < 8; ++reads) {
         ssize_t n = recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
           closed = true;
