@@ -486,10 +486,43 @@ def bench_http(ctx):
                          kv, verdict, line, lines)
     finally:
         lab.stop(ng)
+    # Harness-bound references: wrk (kernel) against keel-pmd over ports the kernel reaches;
+    # the kernel side's per-packet system calls set the ceiling: compare them with each other.
+    refs = {}
+    for kind in ("af_packet", "tap"):
+        try:
+            refs[kind] = _wrk_against_keel(ctx, res, kind, s)
+        except (BenchFailed, L.LabError) as e:
+            ctx.log(f"  wrk against keel-pmd over {kind}: did not run: {e}")
     res.line("http_kbench", keel["rps"], kb["rps"], "req/s", True, "kbench (busy) against nginx")
     res.line("http_p99", keel["p99_us"], wrk["p99_us"], "us", False)
+    for kind, r in refs.items():
+        res.line(f"http_wrk_{kind}", r["rps"], wrk["rps"], "req/s", True,
+                 f"harness-bound: wrk against keel-pmd over {kind} vs against nginx over veth")
     res.line("http", keel["rps"], wrk["rps"], "req/s", True, "wrk against nginx, one worker, over veth")
     return res
+
+
+def _wrk_against_keel(ctx, res, kind, seconds):
+    """wrk -t 1 -c 64 (core 0) against keel-pmd's http service (core 1) over `kind`."""
+    lab = ctx.lab
+    pmd, kns, addr = lab.keel_facing_kernel(kind, echo=ctx.echo())
+    try:
+        _wait_port(ctx, kns, addr, 80)
+        t = max(1, int(round(seconds)))
+        rc, lines = lab.run(f"wrk {kind}", kns, L.CLIENT_CORE,
+                            ["wrk", "-t", "1", "-c", "64", "-d", f"{t}s", "--latency", f"http://{addr}/"],
+                            timeout=t + 60)
+        w = _parse_wrk(lines)
+    finally:
+        pmd.quit()
+    line = (f"wrk -t 1 -c 64 -d {t}s: {w['rps']:.1f} req/s, p50 {w['p50_us']:.1f} us, "
+            f"p99 {w['p99_us']:.1f} us, errors {w['errors']:.0f}, non-2xx {w['non2xx']:.0f}")
+    ctx.log(f"  keel   {kind:<9} wrk   http / x 64 (keel-pmd, harness-bound): {line}")
+    verdict = "ok" if w["errors"] == 0 and w["non2xx"] == 0 else "FAILED (wrk errors)"
+    res.add_run("keel", kind, "wrk", "http", dict(conns=64, server="keel-pmd", client="wrk"), w, verdict,
+                line, lines)
+    return w
 
 
 KEEL_PAGE = ("<!DOCTYPE html>\n"

@@ -26,6 +26,9 @@ VETH_CLIENT_IP = "198.18.70.1"
 VETH_SERVER_IP = "198.18.70.2"
 KEEL_CLIENT_IP = "198.18.71.1"
 KEEL_SERVER_IP = "198.18.71.2"
+# The harness-bound references: keel-pmd serving the kernel (wrk) over a kernel-facing port.
+AFP_KERNEL_IP, AFP_KEEL_IP = "198.18.72.1", "198.18.72.2"   # net_af_packet on a veth
+TAP_KERNEL_IP, TAP_KEEL_IP = "198.18.73.1", "198.18.73.2"   # net_tap
 PLEN = 24
 
 
@@ -243,6 +246,35 @@ class Lab:
     def keel_pair(self, serve="echo,discard,http", echo=None):
         return KeelPair(self, serve, echo)
 
+    def keel_facing_kernel(self, kind, serve="http", echo=None):
+        """keel-pmd serving on core 1 over a port the kernel reaches: kind "af_packet" (a
+        veth whose kernel end is in the client namespace) or "tap" (net_tap; the kernel
+        client then runs in keel's namespace). Returns (KeelPmd, kernel namespace, keel
+        address); the veth or tap goes when its namespace is deleted."""
+        ns = self.tag + ("p" if kind == "af_packet" else "t")
+        self._ns_add(ns)
+        if kind == "af_packet":
+            k, d = self.tag + "x", self.tag + "y"
+            sh("ip", "link", "add", k, "netns", self.ns_client, "type", "veth", "peer", "name", d, "netns", ns)
+            for n, dev in ((self.ns_client, k), (ns, d)):
+                # af_packet would see unfinished checksums and GRO-merged frames otherwise.
+                self.nsx(n, "ethtool", "-K", dev, "tx", "off", "rx", "off", "tso", "off", "gso", "off",
+                         "gro", "off", check=False)
+                self.nsx(n, "ip", "link", "set", dev, "up")
+            self.nsx(self.ns_client, "ip", "addr", "add", f"{AFP_KERNEL_IP}/{PLEN}", "dev", k)
+            vdev, addr, kns = f"net_af_packet0,iface={d}", AFP_KEEL_IP, self.ns_client
+        else:
+            tap = self.tag + "tap"
+            vdev, addr, kns = f"net_tap0,iface={tap}", TAP_KEEL_IP, ns
+        pmd = KeelPmd(self, f"srv-{kind}", SERVER_CORE, None, addr, ["--serve", serve], None, echo,
+                      vdev=vdev, ns=ns)
+        if kind == "tap":
+            # The PMD gave the kernel side the port's MAC: give it another, then the address.
+            self.nsx(ns, "ip", "link", "set", tap, "address", "02:00:00:00:73:01")
+            self.nsx(ns, "ip", "addr", "add", f"{TAP_KERNEL_IP}/{PLEN}", "dev", tap)
+            self.nsx(ns, "ip", "link", "set", tap, "up")
+        return pmd, kns, addr
+
 
 PROMPT = "keel> "
 
@@ -250,7 +282,7 @@ PROMPT = "keel> "
 class KeelPmd:
     """keel-pmd -i on a pipe: one command at a time, done at the next prompt."""
 
-    def __init__(self, lab, name, core, role, addr, extra, sock, echo=None):
+    def __init__(self, lab, name, core, role, addr, extra, sock, echo=None, vdev=None, ns=None):
         self.lab = lab
         self.name = name
         prefix = f"{lab.tag}-{name}"
@@ -258,9 +290,9 @@ class KeelPmd:
             lab.file_prefixes.append(prefix)
         argv = [lab.keel_pmd, "-l", str(core), "--no-huge", "-m", "512", "--no-pci",
                 "--file-prefix", prefix, "--log-level=pmd:warning",
-                "--vdev", f"net_memif0,role={role},socket={sock},socket-abstract=no", "--",
+                "--vdev", vdev or f"net_memif0,role={role},socket={sock},socket-abstract=no", "--",
                 "--addr", f"{addr}/{PLEN}", "--busy-poll"] + extra + ["-i"]
-        self.p = lab.start(f"keel-pmd {name}", lab.ns_keel, core, argv, stdin=True, echo=echo)
+        self.p = lab.start(f"keel-pmd {name}", ns or lab.ns_keel, core, argv, stdin=True, echo=echo)
         self.p.wait_for(lambda t: t.count(PROMPT) >= 1, 30)
 
     def cmd(self, line, timeout=60):
