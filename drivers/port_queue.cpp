@@ -4,17 +4,13 @@
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 
+#include <algorithm>
+
 #include "drivers/fault_injector.hpp"
 
 namespace keel::drivers {
 
 using engine::Counter;
-
-namespace {
-// tx_burst retries before giving up on the rest of a burst: a full TX ring
-// usually drains within a few hundred nanoseconds.
-constexpr int tx_retries = 4;
-}  // namespace
 
 PortQueue::PortQueue(uint16_t port_id, uint16_t queue_id, engine::Counters& counters)
     : port_id_(port_id), queue_id_(queue_id), counters_(&counters) {}
@@ -27,9 +23,13 @@ PortQueue::PortQueue(PortQueue&& o) noexcept
       counters_(o.counters_),
       tx_len_(o.tx_len_),
       tx_buf_(o.tx_buf_),
+      backlog_(std::move(o.backlog_)),
+      bl_head_(o.bl_head_),
+      bl_len_(o.bl_len_),
       rx_fault_(std::move(o.rx_fault_)),
       tx_fault_(std::move(o.tx_fault_)) {
   o.tx_len_ = 0;
+  o.bl_len_ = 0;
 }
 
 void PortQueue::set_faults(const FaultConfig* rx, const FaultConfig* tx) {
@@ -67,32 +67,49 @@ void PortQueue::flush(uint64_t now_ns) {
   tx_len_ = 0;
 }
 
-void PortQueue::transmit(rte_mbuf** pkts, uint16_t n) {
+uint16_t PortQueue::burst_out(rte_mbuf** pkts, uint16_t n) {
   // Byte count first: once the port has a frame, it may already be gone.
   uint64_t bytes = 0;
   for (uint16_t i = 0; i < n; ++i) bytes += pkts[i]->pkt_len;
-  uint16_t sent = 0;
-  for (int attempt = 0; sent < n; ++attempt) {
-    if (attempt > 0) {
-      if (attempt > tx_retries) break;
-      counters_->inc(Counter::tx_retries);
-    }
-    sent += rte_eth_tx_burst(port_id_, queue_id_, pkts + sent, uint16_t(n - sent));
-  }
+  uint16_t sent = rte_eth_tx_burst(port_id_, queue_id_, pkts, n);
   for (uint16_t i = sent; i < n; ++i) bytes -= pkts[i]->pkt_len;
   counters_->inc(Counter::tx_packets, sent);
   counters_->inc(Counter::tx_bytes, bytes);
-  if (sent < n) {
-    counters_->inc(Counter::tx_dropped_queue_full, n - sent);
-    rte_pktmbuf_free_bulk(pkts + sent, n - sent);
+  return sent;
+}
+
+void PortQueue::drain_backlog() {
+  while (bl_len_ > 0) {
+    uint32_t k = std::min<uint32_t>({bl_len_, backlog_max - bl_head_, 0xffff});
+    uint16_t s = burst_out(&backlog_[bl_head_], uint16_t(k));
+    bl_head_ = (bl_head_ + s) % backlog_max;
+    bl_len_ -= s;
+    if (s < k) return;
+  }
+  bl_head_ = 0;
+}
+
+void PortQueue::transmit(rte_mbuf** pkts, uint16_t n) {
+  if (bl_len_ > 0) drain_backlog();  // frames from before go first: order is kept
+  uint16_t sent = bl_len_ == 0 && n > 0 ? burst_out(pkts, n) : 0;
+  if (sent == n) return;
+  if (!backlog_) backlog_ = std::make_unique<rte_mbuf*[]>(backlog_max);
+  uint16_t keep = uint16_t(std::min<uint32_t>(n - sent, backlog_max - bl_len_));
+  for (uint16_t i = 0; i < keep; ++i) backlog_push(pkts[sent + i]);
+  counters_->inc(Counter::tx_retries, keep);
+  uint16_t rest = uint16_t(n - sent - keep);
+  if (rest > 0) {
+    counters_->inc(Counter::tx_dropped_queue_full, rest);
+    rte_pktmbuf_free_bulk(pkts + sent + keep, rest);
   }
 }
 
 size_t PortQueue::pending() const {
-  return tx_len_ + (rx_fault_ ? rx_fault_->held() : 0) + (tx_fault_ ? tx_fault_->held() : 0);
+  return tx_len_ + bl_len_ + (rx_fault_ ? rx_fault_->held() : 0) + (tx_fault_ ? tx_fault_->held() : 0);
 }
 
 uint64_t PortQueue::next_due_ns() const {
+  if (bl_len_ > 0) return 0;  // the backlog goes as soon as the ring has room
   uint64_t t = UINT64_MAX;
   if (rx_fault_) t = std::min(t, rx_fault_->next_due_ns());
   if (tx_fault_) t = std::min(t, tx_fault_->next_due_ns());
@@ -102,6 +119,9 @@ uint64_t PortQueue::next_due_ns() const {
 void PortQueue::discard() {
   if (tx_len_) rte_pktmbuf_free_bulk(tx_buf_.data(), tx_len_);
   tx_len_ = 0;
+  for (; bl_len_ > 0; --bl_len_, bl_head_ = (bl_head_ + 1) % backlog_max)
+    rte_pktmbuf_free(backlog_[bl_head_]);
+  bl_head_ = 0;
   rx_fault_.reset();
   tx_fault_.reset();
 }

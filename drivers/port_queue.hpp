@@ -5,8 +5,11 @@
 /// optional fault injectors. Owned and touched by one lcore only.
 ///
 /// TX is buffered: send() appends to a burst that flush() hands to the port once
-/// per loop iteration (or when 32 are waiting). What tx_burst does not take after
-/// a few retries is freed and counted, never leaked or silently lost.
+/// per loop iteration (or when 32 are waiting). What tx_burst does not take waits
+/// in a bounded backlog (like a qdisc) and goes first at the next flush: a TX
+/// ring that fills for a moment (a peer polling a little late) costs a little
+/// delay, not a loss that TCP would have to recover. Frames beyond the backlog
+/// are freed and counted, never leaked or silently lost.
 
 #include <array>
 #include <cstdint>
@@ -24,6 +27,8 @@ struct FaultConfig;
 class PortQueue {
  public:
   static constexpr uint16_t burst = 32;
+  /// Frames held while the TX ring is full (Linux's default txqueuelen is 1000).
+  static constexpr uint32_t backlog_max = 1024;
 
   PortQueue(uint16_t port_id, uint16_t queue_id, engine::Counters& counters);
   ~PortQueue();
@@ -39,9 +44,10 @@ class PortQueue {
   void send(rte_mbuf* m, uint64_t now_ns);
   /// Hands buffered frames (and delayed ones now due) to the port.
   void flush(uint64_t now_ns);
-  /// Frames waiting in the TX buffer or held by the fault injectors.
+  /// Frames waiting in the TX buffer or backlog, or held by the fault injectors.
   size_t pending() const;
-  /// When a frame held by a fault injector is next due (UINT64_MAX: none).
+  /// When a held frame is next due: 0 with a backlog, else the fault
+  /// injectors' next (UINT64_MAX: none).
   uint64_t next_due_ns() const;
   /// Frees everything held (at shutdown).
   void discard();
@@ -51,12 +57,22 @@ class PortQueue {
 
  private:
   void transmit(rte_mbuf** pkts, uint16_t n);
+  /// tx_burst with the counting; returns how many the port took.
+  uint16_t burst_out(rte_mbuf** pkts, uint16_t n);
+  /// Sends from the backlog's head until the port takes no more.
+  void drain_backlog();
+  void backlog_push(rte_mbuf* m) {
+    backlog_[(bl_head_ + bl_len_) % backlog_max] = m;
+    ++bl_len_;
+  }
 
   uint16_t port_id_;
   uint16_t queue_id_;
   engine::Counters* counters_;
   uint16_t tx_len_ = 0;
   std::array<rte_mbuf*, burst> tx_buf_{};
+  std::unique_ptr<rte_mbuf*[]> backlog_;  // circular, backlog_max; allocated at first need
+  uint32_t bl_head_ = 0, bl_len_ = 0;
   std::unique_ptr<FaultInjector> rx_fault_;
   std::unique_ptr<FaultInjector> tx_fault_;
 };
