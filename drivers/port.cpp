@@ -1,11 +1,16 @@
 // SPDX-License-Identifier: BSD-3-Clause
 #include "drivers/port.hpp"
 
-#include <rte_ethdev.h>
+#include <rte_alarm.h>
 #include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_interrupts.h>
 
+#include <atomic>
 #include <charconv>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 namespace keel::drivers {
 
@@ -18,6 +23,32 @@ namespace {
 Unexpected<std::string> port_error(uint16_t id, const char* what, int rc) {
   return Unexpected<std::string>{"port " + std::to_string(id) + ": " + what + " failed: " +
                                  rte_strerror(rc < 0 ? -rc : rc)};
+}
+
+// Runs `fn` on EAL's interrupt thread (as an alarm callback) and waits for it.
+// PMDs with a control channel handle the peer's messages on that thread
+// without a lock against the application's calls: net_memif unmaps and frees
+// its regions there when the peer disconnects, and rte_eth_dev_stop does the
+// same from the calling thread, so when both ends quit at once the two could
+// free the same regions (a crash seen at exit). Callbacks on the interrupt
+// thread run one at a time, so running stop and close there orders them.
+template <class F>
+void on_interrupt_thread(F&& fn) {
+  struct Call {
+    F* fn;
+    std::atomic<bool> done{false};
+    static void run(void* arg) {
+      auto* c = static_cast<Call*>(arg);
+      (*c->fn)();
+      c->done.store(true, std::memory_order_release);
+    }
+  } call{&fn};
+  if (rte_thread_is_intr() || rte_eal_alarm_set(1, &Call::run, &call) != 0) {
+    fn();  // already there, or no alarm to be had: run it here
+    return;
+  }
+  while (!call.done.load(std::memory_order_acquire))
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
 }
 }  // namespace
 
@@ -142,7 +173,14 @@ Result<Port, std::string> Port::start(uint16_t port_id, const PortConfig& cfg,
 }
 
 void Port::stop() {
-  (void)rte_eth_dev_stop(id_);
+  on_interrupt_thread([id = id_] { (void)rte_eth_dev_stop(id); });
+}
+
+void Port::close() {
+  on_interrupt_thread([id = id_] {
+    (void)rte_eth_dev_stop(id);
+    (void)rte_eth_dev_close(id);
+  });
 }
 
 std::string Port::driver() const {

@@ -50,7 +50,14 @@ class Port {
   /// n-th available port when `name` is a number.
   static Result<uint16_t, std::string> find(const std::string& name);
 
+  /// Stops the port (on EAL's interrupt thread, see close()).
   void stop();
+  /// Stops and closes the port; the caller's loops no longer poll it. Runs on
+  /// EAL's interrupt thread and waits, so a PMD's own control-channel
+  /// callbacks (net_memif's handling of the peer's disconnect, which frees
+  /// the shared regions) never run at the same time as stop and close. Free
+  /// the mbuf pool only after this.
+  void close();
   uint16_t id() const { return id_; }
   const std::string& name() const { return name_; }
   net::MacAddr mac() const { return mac_; }

@@ -69,10 +69,7 @@ Engine::~Engine() {
   stop();
   tcp_.clear();        // connections hold mbufs and timers of their instance
   instances_.clear();  // frees every held frame before the pool goes
-  for (auto& p : ports_) {
-    p.stop();
-    (void)rte_eth_dev_close(p.id());
-  }
+  for (auto& p : ports_) p.close();  // before the pool: RX rings hold its mbufs
   ports_.clear();
   rte_mempool_free(pool_);
 }

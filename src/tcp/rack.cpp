@@ -63,7 +63,48 @@ class SackCursor {
 
 }  // namespace
 
-void Rack::clear() { *this = Rack{}; }
+void Rack::clear() {
+  count_ = 0;
+  release();
+  start_ = 0;
+  reo_wnd_mult_ = 1;
+  reo_wnd_persist_ = 0;
+  valid_ = reordering_seen_ = fack_valid_ = dsack_round_valid_ = denied_ = maybe_lost_ = false;
+  xmit_us_ = end_seq_ = rtt_us_ = min_rtt_us_ = fack_ = dsack_round_ = last_stamp_ = 0;
+}
+
+bool Rack::borrow() {
+  if (has_log() || pool_ == nullptr) return false;
+  Entry* log = pool_->take();
+  if (log == nullptr) {
+    if (!denied_) pool_->denied();
+    denied_ = true;
+    return false;
+  }
+  std::copy(runs_, runs_ + count_, log);
+  runs_ = log;
+  cap_ = uint8_t(max_runs);
+  return true;
+}
+
+void Rack::release() {
+  if (has_log()) {
+    std::copy(runs_, runs_ + count_, inline_);
+    pool_->give(runs_);
+    runs_ = inline_;
+    cap_ = uint8_t(inline_runs);
+  }
+  if (count_ == 0) denied_ = false;
+}
+
+RackLogPool::RackLogPool(uint32_t logs, engine::Counters* counters)
+    : logs_(logs),
+      // Not value-initialised: a log's pages are touched only when it is lent.
+      storage_(std::make_unique_for_overwrite<Rack::Entry[]>(size_t(logs) * Rack::max_runs)),
+      counters_(counters) {
+  free_.reserve(logs);
+  for (uint32_t i = logs; i-- > 0;) free_.push_back(storage_.get() + size_t(i) * Rack::max_runs);
+}
 
 Rack::Run Rack::run(size_t i) const {
   const Entry& e = runs_[i];
@@ -123,7 +164,7 @@ void Rack::on_resent(uint32_t seq, uint32_t end, uint64_t now_ns, const SackScor
   runs_[i] = Entry{b, t, t, retransmitted};
   if (j > i + 1) {
     std::copy(runs_ + j, runs_ + count_, runs_ + i + 1);
-    count_ -= uint32_t(j - i - 1);
+    count_ = uint8_t(count_ - (j - i - 1));
   }
 }
 
@@ -132,14 +173,20 @@ void Rack::advance(uint32_t una) {
     if (count_ == 0) start_ = una;
     return;
   }
-  size_t d = 0;
-  while (d < count_ && seq_leq(runs_[d].end, una)) ++d;
-  std::copy(runs_ + d, runs_ + count_, runs_);
-  count_ -= uint32_t(d);
   start_ = una;
-  // All delivered: RACK's times would age past the 32-bit clock over a long idle
-  // period; the next delivery sets them again.
-  if (count_ == 0) valid_ = false;
+  if (seq_geq(una, runs_[count_ - 1].end)) {
+    // All delivered: RACK's times would age past the 32-bit clock over a long idle
+    // period; the next delivery sets them again. The log goes back to the pool.
+    count_ = 0;
+    valid_ = false;
+    denied_ = false;
+    if (has_log()) release();
+    return;
+  }
+  size_t d = 0;
+  while (seq_leq(runs_[d].end, una)) ++d;
+  std::copy(runs_ + d, runs_ + count_, runs_);
+  count_ = uint8_t(count_ - d);
 }
 
 size_t Rack::split_at(uint32_t x) {
@@ -174,7 +221,8 @@ void Rack::merge_at(size_t i) {
 }
 
 void Rack::make_room(size_t n, const SackScoreboard& sb) {
-  while (count_ + n > max_runs && count_ >= 2) {
+  if (count_ + n > cap_) borrow();
+  while (count_ + n > cap_ && count_ >= 2) {
     // 1. A fully SACKed run: its octets are delivered, its time no longer matters.
     SackCursor cur(sb);
     size_t sacked_run = count_;

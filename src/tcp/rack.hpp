@@ -11,8 +11,18 @@
 ///
 /// That finds lost retransmissions and losses near the tail, which the RFC 6675
 /// DupThresh rule does not (they fell back to the RTO), and tolerates reordering
-/// shorter than reo_wnd, which DupThresh takes for loss. Memory: max_runs runs
-/// of 16 bytes in every TCB.
+/// shorter than reo_wnd, which DupThresh takes for loss.
+///
+/// Memory: an idle connection (nothing in flight) needs no log, and most
+/// connections with data in flight need only a few runs (a request and its
+/// response, or bursts coalesced within a sixteenth of the minimum RTT). So a
+/// Rack holds `inline_runs` runs of 16 bytes itself and borrows a log of
+/// `max_runs` runs from its stack's RackLogPool when it needs more, returning it
+/// when everything is acknowledged (as ReassemblyQueues are lent). When the pool
+/// is empty the log stays at inline_runs (counted: tcp_rack_log_exhausted): runs
+/// merge earlier, which makes detection by time coarser, never spurious (see
+/// below): a loss is found once something sent after its whole run is delivered
+/// (a resend, new data), else by the RTO, which marks the oldest run lost.
 ///
 /// The log is a bounded array of runs: each run is a stretch of sequence space
 /// sent at about the same time (one burst of output, or new data sent within a
@@ -33,19 +43,28 @@
 /// Times are kept in microseconds, modulo 2^32 (about 71 minutes; every octet in
 /// flight is far younger than that), and every transmission gets a distinct,
 /// later time than the one before (+1 us within one poll of the instance), so
-/// that "sent after" is the order of sending. No allocation; owned by one TCB.
+/// that "sent after" is the order of sending. No allocation; owned by one TCB
+/// (neither copyable nor movable: it may point into itself).
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <vector>
 
+#include "engine/counters.hpp"
 #include "tcp/sack_scoreboard.hpp"
 
 namespace keel::tcp {
 
+class RackLogPool;
+
 class Rack {
  public:
-  /// Runs kept at most (the log merges runs beyond it).
+  /// Runs kept at most with a log borrowed from the pool (the log merges runs beyond it).
   static constexpr size_t max_runs = 64;
+  /// Runs kept in the Rack itself: without a borrowed log (at least 3: a resend
+  /// or a loss mark may split one run in three).
+  static constexpr size_t inline_runs = 5;
   /// Run flags.
   static constexpr uint8_t retransmitted = 1;  ///< sent more than once
   static constexpr uint8_t lost = 2;           ///< deemed lost and not resent since
@@ -68,7 +87,23 @@ class Rack {
     uint64_t now_ns = 0;
   };
 
-  /// Forgets everything: log and RACK state (a new connection).
+  /// `pool`: where to borrow a log of max_runs runs (nullptr: inline_runs only).
+  explicit Rack(RackLogPool* pool = nullptr) : pool_(pool) {}
+  ~Rack() {
+    count_ = 0;
+    release();
+  }
+  Rack(const Rack&) = delete;
+  Rack& operator=(const Rack&) = delete;
+
+  /// Sets the pool. Precondition: no log borrowed (a Rack just made or cleared).
+  void set_pool(RackLogPool* pool) { pool_ = pool; }
+  /// True while a log from the pool is held.
+  bool has_log() const { return runs_ != inline_; }
+  /// Runs the log can hold now (max_runs with a borrowed log, else inline_runs).
+  size_t capacity() const { return cap_; }
+
+  /// Forgets everything: log (returned to the pool) and RACK state (a new connection).
   void clear();
 
   // ----- the log -----
@@ -150,6 +185,7 @@ class Rack {
   uint32_t reo_wnd_mult() const { return reo_wnd_mult_; }
 
  private:
+  friend class RackLogPool;
   struct Entry {
     uint32_t end;
     uint32_t first_us, last_us;
@@ -166,17 +202,28 @@ class Rack {
   /// the run starting at x (count_ if x is at or past end()).
   size_t split_at(uint32_t x);
 
-  Entry runs_[max_runs] = {};
-  uint32_t count_ = 0;
-  uint32_t start_ = 0;
+  /// Makes room beyond inline_runs: borrows a log from the pool (false if none).
+  bool borrow();
+  /// Returns a borrowed log to the pool. Precondition: count_ <= inline_runs.
+  void release();
 
-  // RFC 8985 state
-  bool valid_ = false;
-  bool reordering_seen_ = false;
-  bool fack_valid_ = false;
-  bool dsack_round_valid_ = false;
+  // Laid out to keep the Rack small: it is in every TCB.
+  Entry* runs_ = inline_;          // inline_, or a log from pool_
+  RackLogPool* pool_ = nullptr;
+  uint32_t start_ = 0;
+  uint8_t count_ = 0;
+  uint8_t cap_ = inline_runs;      // max_runs with a borrowed log
   uint8_t reo_wnd_mult_ = 1;
   uint8_t reo_wnd_persist_ = 0;
+  // RFC 8985 state
+  bool valid_ : 1 = false;
+  bool reordering_seen_ : 1 = false;
+  bool fack_valid_ : 1 = false;
+  bool dsack_round_valid_ : 1 = false;
+  bool denied_ : 1 = false;        // the pool had no log for this episode (counted once)
+  // False only when no run is marked lost with octets outstanding (next_lost
+  // found none since the last marking): output() asks on every call.
+  mutable bool maybe_lost_ : 1 = false;
   uint32_t xmit_us_ = 0;     // RACK.xmit_ts
   uint32_t end_seq_ = 0;     // RACK.end_seq
   uint32_t rtt_us_ = 0;      // RACK.rtt
@@ -184,9 +231,51 @@ class Rack {
   uint32_t fack_ = 0;        // RACK.fack: highest octet delivered + 1
   uint32_t dsack_round_ = 0;
   uint32_t last_stamp_ = 0;  // send time of the latest transmission logged
-  // False only when no run is marked lost with octets outstanding (next_lost
-  // found none since the last marking): output() asks on every call.
-  mutable bool maybe_lost_ = false;
+  Entry inline_[inline_runs] = {};
+};
+
+/// Logs of Rack::max_runs runs, lent to connections while they need more than
+/// Rack::inline_runs (data in flight over several bursts), returned when
+/// everything they sent is acknowledged. One per TcpStack; bounded: a Rack that
+/// finds it empty keeps its inline runs and the pool counts it
+/// (tcp_rack_log_exhausted). The storage is allocated once and not touched until
+/// lent (the free list is LIFO, so the same few logs are reused).
+class RackLogPool {
+ public:
+  /// Bytes of one log.
+  static constexpr size_t log_bytes = Rack::max_runs * sizeof(Rack::Entry);
+
+  /// `logs` logs; `counters` (may be null) gets tcp_rack_log_exhausted.
+  explicit RackLogPool(uint32_t logs, engine::Counters* counters = nullptr);
+  RackLogPool(const RackLogPool&) = delete;
+  RackLogPool& operator=(const RackLogPool&) = delete;
+
+  uint32_t size() const { return logs_; }
+  uint32_t available() const { return uint32_t(free_.size()); }
+  /// Times a Rack needed a log and found none (once per episode of data in flight).
+  uint64_t exhausted() const { return exhausted_; }
+  /// Memory the pool holds (logs and free list), allocated at start.
+  uint64_t bytes() const { return uint64_t(logs_) * (log_bytes + sizeof(void*)); }
+
+ private:
+  friend class Rack;
+  Rack::Entry* take() {
+    if (free_.empty()) return nullptr;
+    Rack::Entry* e = free_.back();
+    free_.pop_back();
+    return e;
+  }
+  void give(Rack::Entry* e) { free_.push_back(e); }
+  void denied() {
+    ++exhausted_;
+    if (counters_ != nullptr) counters_->inc(engine::Counter::tcp_rack_log_exhausted);
+  }
+
+  uint32_t logs_;
+  std::unique_ptr<Rack::Entry[]> storage_;
+  std::vector<Rack::Entry*> free_;
+  engine::Counters* counters_;
+  uint64_t exhausted_ = 0;
 };
 
 }  // namespace keel::tcp

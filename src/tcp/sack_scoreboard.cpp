@@ -12,19 +12,22 @@ void SackScoreboard::clear() {
   sacked_ = 0;
 }
 
-bool SackScoreboard::update(const SackBlock* blocks, size_t n, uint32_t snd_una, uint32_t snd_nxt) {
+bool SackScoreboard::is_dsack(const SackBlock* blocks, size_t n, uint32_t snd_una,
+                              uint32_t snd_nxt) {
   if (n == 0) return false;
   const SackBlock& b0 = blocks[0];
-  bool dsack = false;
   // RFC 2883 4: only the first block may be a D-SACK. Never beyond what was sent.
   if (seq_lt(b0.left, b0.right) && seq_leq(b0.right, snd_nxt)) {
-    if (seq_lt(b0.left, snd_una)) {
-      dsack = true;  // RFC 2883 4.1.1/4.1.3: a duplicate below the cumulative ACK
-    } else if (n >= 2 && seq_lt(blocks[1].left, blocks[1].right) &&
-               seq_leq(blocks[1].left, b0.left) && seq_leq(b0.right, blocks[1].right)) {
-      dsack = true;  // RFC 2883 4.1.2: a duplicate within the second block
-    }
+    if (seq_lt(b0.left, snd_una)) return true;  // RFC 2883 4.1.1/4.1.3: below the cumulative ACK
+    if (n >= 2 && seq_lt(blocks[1].left, blocks[1].right) && seq_leq(blocks[1].left, b0.left) &&
+        seq_leq(b0.right, blocks[1].right))
+      return true;  // RFC 2883 4.1.2: a duplicate within the second block
   }
+  return false;
+}
+
+bool SackScoreboard::update(const SackBlock* blocks, size_t n, uint32_t snd_una, uint32_t snd_nxt) {
+  bool dsack = is_dsack(blocks, n, snd_una, snd_nxt);
   for (size_t k = dsack ? 1 : 0; k < n; ++k) {
     const SackBlock& b = blocks[k];
     // RFC 2018 3 / RFC 6675 5.1: a block must lie in (snd.una, snd.nxt] and not be inverted.
@@ -32,6 +35,62 @@ bool SackScoreboard::update(const SackBlock* blocks, size_t n, uint32_t snd_una,
       add(b.left, b.right);
   }
   return dsack;
+}
+
+// ----- PooledSackScoreboard -----
+
+SackScoreboard PooledSackScoreboard::none_;
+
+bool PooledSackScoreboard::update(const SackBlock* blocks, size_t n, uint32_t snd_una,
+                                  uint32_t snd_nxt) {
+  if (!has_board()) {
+    // Nothing to record: no board needed (an empty scoreboard stays empty).
+    bool any = false;
+    for (size_t k = 0; k < n && !any; ++k)
+      any = seq_lt(snd_una, blocks[k].left) && seq_lt(blocks[k].left, blocks[k].right) &&
+            seq_leq(blocks[k].right, snd_nxt);
+    if (!any || !borrow()) return SackScoreboard::is_dsack(blocks, n, snd_una, snd_nxt);
+  }
+  bool dsack = board_->update(blocks, n, snd_una, snd_nxt);
+  if (board_->empty()) release();
+  return dsack;
+}
+
+void PooledSackScoreboard::advance_board(uint32_t snd_una) {
+  board_->advance(snd_una);
+  if (board_->empty()) release();
+}
+
+void PooledSackScoreboard::clear() {
+  if (!has_board()) return;
+  board_->clear();
+  release();
+}
+
+bool PooledSackScoreboard::borrow() {
+  if (pool_ == nullptr) return false;
+  if (pool_->free_.empty()) {
+    ++pool_->exhausted_;
+    if (pool_->counters_ != nullptr) pool_->counters_->inc(engine::Counter::tcp_sack_board_exhausted);
+    return false;
+  }
+  board_ = pool_->free_.back();
+  pool_->free_.pop_back();
+  return true;
+}
+
+void PooledSackScoreboard::release() {
+  if (has_board()) {
+    board_->clear();
+    pool_->free_.push_back(board_);
+    board_ = &none_;
+  }
+}
+
+SackScoreboardPool::SackScoreboardPool(uint32_t boards, engine::Counters* counters)
+    : boards_(boards), storage_(std::make_unique<SackScoreboard[]>(boards)), counters_(counters) {
+  free_.reserve(boards);
+  for (uint32_t i = boards; i-- > 0;) free_.push_back(&storage_[i]);
 }
 
 void SackScoreboard::add(uint32_t left, uint32_t right) {

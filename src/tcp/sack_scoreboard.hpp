@@ -15,9 +15,21 @@
 ///
 /// All sequence numbers are modulo 2^32; every range lies within one window
 /// (< 2^31) of snd.una.
+///
+/// A TCB does not hold one: it holds a PooledSackScoreboard, which borrows a
+/// scoreboard from its stack's SackScoreboardPool while the peer has SACKed
+/// octets above snd.una (during loss or reordering) and returns it when the
+/// cumulative ACK has passed them all. When the pool is empty nothing is
+/// recorded (counted: tcp_sack_board_exhausted): the sender knows as little as
+/// one whose scoreboard forgot every range (see above): still correct, RACK still
+/// learns from each ACK's own blocks, but SACKed octets may be sent again.
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "engine/counters.hpp"
 
 namespace keel::tcp {
 
@@ -47,6 +59,8 @@ class SackScoreboard {
   /// (RFC 2883 4): it starts below snd_una, or it lies within the second block. A
   /// D-SACK block is never recorded (it reports a duplicate, not new data).
   bool update(const SackBlock* blocks, size_t n, uint32_t snd_una, uint32_t snd_nxt);
+  /// Whether the first of these blocks is a D-SACK (update()'s answer, nothing recorded).
+  static bool is_dsack(const SackBlock* blocks, size_t n, uint32_t snd_una, uint32_t snd_nxt);
 
   /// The cumulative ACK moved to `snd_una`: forgets SACKed octets below it.
   void advance(uint32_t snd_una);
@@ -99,6 +113,87 @@ class SackScoreboard {
   SackBlock ranges_[max_ranges] = {};
   uint32_t count_ = 0;
   uint32_t sacked_ = 0;  ///< sum of the ranges' lengths
+};
+
+class SackScoreboardPool;
+
+/// A TCB's scoreboard: an empty one until the peer SACKs something, then one
+/// borrowed from a SackScoreboardPool until the cumulative ACK passes it all (see
+/// the file comment). Reads as a `const SackScoreboard&` (what Rack and a
+/// snapshot copy take); changes go through update / advance / clear here.
+/// Neither copyable nor movable.
+class PooledSackScoreboard {
+ public:
+  explicit PooledSackScoreboard(SackScoreboardPool* pool = nullptr) : pool_(pool) {}
+  ~PooledSackScoreboard() { release(); }
+  PooledSackScoreboard(const PooledSackScoreboard&) = delete;
+  PooledSackScoreboard& operator=(const PooledSackScoreboard&) = delete;
+
+  /// Sets the pool. Precondition: no scoreboard borrowed.
+  void set_pool(SackScoreboardPool* pool) { pool_ = pool; }
+  /// True while a scoreboard from the pool is held.
+  bool has_board() const { return board_ != &none_; }
+
+  const SackScoreboard& get() const { return *board_; }
+  operator const SackScoreboard&() const { return *board_; }  // NOLINT: reads as one
+
+  /// SackScoreboard::update; borrows a scoreboard if a block is to be recorded.
+  bool update(const SackBlock* blocks, size_t n, uint32_t snd_una, uint32_t snd_nxt);
+  /// SackScoreboard::advance; returns the scoreboard once nothing is SACKed.
+  void advance(uint32_t snd_una) {
+    if (has_board()) advance_board(snd_una);
+  }
+  /// SackScoreboard::clear; returns the scoreboard.
+  void clear();
+
+  bool empty() const { return board_->empty(); }
+  uint32_t sacked_bytes() const { return board_->sacked_bytes(); }
+  uint32_t highest_sacked() const { return board_->highest_sacked(); }
+  bool is_sacked(uint32_t seq) const { return board_->is_sacked(seq); }
+  bool is_lost(uint32_t seq, uint32_t mss) const { return board_->is_lost(seq, mss); }
+  uint32_t pipe(uint32_t snd_una, uint32_t snd_nxt, uint32_t high_rxt, uint32_t mss) const {
+    return board_->pipe(snd_una, snd_nxt, high_rxt, mss);
+  }
+  SackBlock next_lost(uint32_t from, uint32_t snd_nxt, uint32_t mss) const {
+    return board_->next_lost(from, snd_nxt, mss);
+  }
+  size_t ranges() const { return board_->ranges(); }
+  SackBlock range(size_t i) const { return board_->range(i); }
+
+ private:
+  void advance_board(uint32_t snd_una);
+  bool borrow();
+  void release();
+
+  // The empty scoreboard every PooledSackScoreboard without one reads (never written).
+  static SackScoreboard none_;
+  SackScoreboard* board_ = &none_;
+  SackScoreboardPool* pool_ = nullptr;
+};
+
+/// Scoreboards lent to connections while their peer has SACKed something above
+/// snd.una. One per TcpStack; bounded (beyond it: tcp_sack_board_exhausted).
+class SackScoreboardPool {
+ public:
+  /// `boards` scoreboards; `counters` (may be null) gets tcp_sack_board_exhausted.
+  explicit SackScoreboardPool(uint32_t boards, engine::Counters* counters = nullptr);
+  SackScoreboardPool(const SackScoreboardPool&) = delete;
+  SackScoreboardPool& operator=(const SackScoreboardPool&) = delete;
+
+  uint32_t size() const { return boards_; }
+  uint32_t available() const { return uint32_t(free_.size()); }
+  /// SACK-carrying ACKs that found no scoreboard free (their blocks not recorded).
+  uint64_t exhausted() const { return exhausted_; }
+  /// Memory the pool holds (scoreboards and free list), allocated at start.
+  uint64_t bytes() const { return uint64_t(boards_) * (sizeof(SackScoreboard) + sizeof(void*)); }
+
+ private:
+  friend class PooledSackScoreboard;
+  uint32_t boards_;
+  std::unique_ptr<SackScoreboard[]> storage_;
+  std::vector<SackScoreboard*> free_;
+  engine::Counters* counters_;
+  uint64_t exhausted_ = 0;
 };
 
 }  // namespace keel::tcp

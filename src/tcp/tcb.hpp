@@ -80,8 +80,49 @@ class ListenHandler {
 struct Listener;
 
 struct Tcb {
+  // Fields are grouped by size, largest alignment first within each group of
+  // meaning, so that the TCB has no padding to speak of: it is preallocated
+  // max_connections times (see docs/ARCHITECTURE.md, "TCP's memory"). The run
+  // log and the SACK ranges a connection needs during loss recovery are lent
+  // from the stack's pools (Rack, SackScoreboard), not kept here.
+
+  // ----- 8-byte fields -----
+  // RTT / RTO (RFC 6298)
+  uint64_t srtt_ns = 0, rttvar_ns = 0, rto_ns = 0;
+  uint64_t rtt_start_ns = 0;
+  uint64_t ts_recent_ns = 0;    ///< when ts_recent was set (PAWS 24-day rule)
+  uint64_t last_oow_ack_ns = 0; ///< when an ACK last answered a bare unacceptable segment
+  uint64_t last_recv_ns = 0;    ///< for keepalive
+  uint64_t last_send_ns = 0;    ///< for after-idle restart
+  uint64_t persist_backoff_ns = 0;
+  // Statistics (show conns)
+  uint64_t bytes_acked = 0, bytes_received = 0;
+
+  Rack rack;                    ///< SACK: what was sent when; RACK loss detection (RFC 8985)
+  PooledSackScoreboard sack;    ///< SACKed ranges (lent from the stack's pool while there are any)
+  cc::CcVars ccv;
+  const cc::Algorithm* cc = nullptr;
+
+  // Buffers
+  SendQueue sndq;               ///< bytes from snd.una (SYN/FIN are not in it)
+  RecvQueue rcvq;
+  ReassemblyQueue* ooo = nullptr;  ///< out-of-order segments (from the stack's pool)
+
+  // Timers (RFC 9293 3.8): retransmission/persist share one, as in BSD.
+  engine::Timer rexmt_timer;
+  engine::Timer delack_timer;
+  engine::Timer keepalive_timer;  ///< also 2MSL in TIME-WAIT and the SYN-RECEIVED timeout
+  engine::Timer reo_timer;        ///< RACK's reordering timer (RFC 8985 6.2 step 5)
+
+  // Ownership
+  TcpStack* stack = nullptr;
+  Listener* listener = nullptr;  ///< set while in the listener's SYN queue
+  ConnHandler* handler = nullptr;
+  void* user = nullptr;          ///< for the application
+
+  // ----- 4-byte fields -----
   ConnKey key;
-  TcpState state = TcpState::closed;
+  uint32_t index = 0;            ///< slot in the stack's TCB table
 
   // RFC 9293 3.3.1 send sequence variables
   struct {
@@ -99,52 +140,44 @@ struct Tcb {
   } rcv;
   uint32_t irs = 0;
 
-  // Negotiated options
-  uint16_t mss = 536;           ///< effective send MSS (payload bytes per segment)
-  uint16_t peer_mss = 536;
-  bool ts_ok = false, sack_ok = false, ws_ok = false;
   uint32_t ts_recent = 0;       ///< RFC 7323 TS.Recent
-  uint64_t ts_recent_ns = 0;    ///< when ts_recent was set (PAWS 24-day rule)
   uint32_t last_ack_sent = 0;   ///< RFC 7323 Last.ACK.sent
-  uint64_t last_oow_ack_ns = 0; ///< when an ACK last answered a bare unacceptable segment
-
-  // RTT / RTO (RFC 6298)
-  uint64_t srtt_ns = 0, rttvar_ns = 0, rto_ns = 0;
   uint32_t rtt_seq = 0;         ///< timed segment (Karn: only if not retransmitted)
-  uint64_t rtt_start_ns = 0;
-  bool rtt_timing = false;
-  uint8_t backoff = 0;          ///< consecutive RTO expirations
 
   // Loss recovery (RFC 6675 / RFC 6582)
-  bool in_recovery = false;
   uint32_t recover = 0;         ///< snd.nxt when recovery began
   uint32_t high_rxt = 0;        ///< one past the last octet retransmitted in this recovery (RFC 6675 HighRxt, exclusive)
   uint32_t rescue_rxt = 0;
+
+  uint32_t snd_buf = 0;         ///< limit on sndq bytes
+  uint32_t rcv_buf = 0;         ///< limit on rcvq + reassembly bytes
+  uint32_t fin_seq = 0;         ///< sequence number of our FIN (valid once fin_sent)
+  /// The last soft ICMP error (RFC 1122 4.2.3.9): reported instead of
+  /// timed_out if the connection gives up; cleared when an ACK advances.
+  Errc soft_error = Errc::ok;
+  uint32_t retransmits = 0;
+  uint32_t total_retransmits = 0;
+
+  // ----- 2- and 1-byte fields -----
+  // Negotiated options
+  uint16_t mss = 536;           ///< effective send MSS (payload bytes per segment)
+  uint16_t peer_mss = 536;
+  TcpState state = TcpState::closed;
+  bool ts_ok = false, sack_ok = false, ws_ok = false;
+
+  bool rtt_timing = false;
+  uint8_t backoff = 0;          ///< consecutive RTO expirations
+  bool in_recovery = false;
   uint8_t dupacks = 0;
   bool rto_recovery = false;    ///< SACK: after an RTO, resending what RACK marked lost until snd.una >= recover
-  SackScoreboard sack;
-  Rack rack;                    ///< SACK: what was sent when; RACK loss detection (RFC 8985)
-  cc::CcVars ccv;
-  const cc::Algorithm* cc = nullptr;
-
-  // Buffers
-  SendQueue sndq;               ///< bytes from snd.una (SYN/FIN are not in it)
-  uint32_t snd_buf = 0;         ///< limit on sndq bytes
-  RecvQueue rcvq;
-  uint32_t rcv_buf = 0;         ///< limit on rcvq + reassembly bytes
-  ReassemblyQueue* ooo = nullptr;  ///< out-of-order segments (from the stack's pool)
 
   // Flags
   bool fin_queued = false;      ///< the application shut down its sending side
   bool fin_sent = false;
-  uint32_t fin_seq = 0;         ///< sequence number of our FIN (valid once fin_sent)
   bool persisting = false;      ///< rexmt_timer is the persist timer (zero window)
   bool tlp_pending = false;     ///< rexmt_timer is a tail loss probe (RFC 8985 7)
   uint8_t tlp_sent = 0;         ///< probes sent since the receiver last had news (see arm_rexmt_or_probe)
   bool fin_received = false;
-  /// The last soft ICMP error (RFC 1122 4.2.3.9): reported instead of
-  /// timed_out if the connection gives up; cleared when an ACK advances.
-  Errc soft_error = Errc::ok;
   bool nodelay = false;
   bool ack_now = false;         ///< send an ACK at the next output
   bool want_writable = false;   ///< tell the application when space opens
@@ -155,28 +188,6 @@ struct Tcb {
   uint8_t syn_retries = 0;
   bool keepalive = false;
   bool cookie = false;          ///< built from a SYN cookie (no SYN queue slot)
-
-  uint64_t last_recv_ns = 0;    ///< for keepalive
-  uint64_t last_send_ns = 0;    ///< for after-idle restart
-  uint64_t persist_backoff_ns = 0;
-
-  // Timers (RFC 9293 3.8): retransmission/persist share one, as in BSD.
-  engine::Timer rexmt_timer;
-  engine::Timer delack_timer;
-  engine::Timer keepalive_timer;  ///< also 2MSL in TIME-WAIT and the SYN-RECEIVED timeout
-  engine::Timer reo_timer;        ///< RACK's reordering timer (RFC 8985 6.2 step 5)
-
-  // Statistics (show conns)
-  uint32_t retransmits = 0;
-  uint32_t total_retransmits = 0;
-  uint64_t bytes_acked = 0, bytes_received = 0;
-
-  // Ownership
-  TcpStack* stack = nullptr;
-  Listener* listener = nullptr;  ///< set while in the listener's SYN queue
-  ConnHandler* handler = nullptr;
-  void* user = nullptr;          ///< for the application
-  uint32_t index = 0;            ///< slot in the stack's TCB table
 
   bool synchronized() const { return state >= TcpState::established; }
   /// Why a connection that gives up on its peer ends (as BSD's so_softerror).

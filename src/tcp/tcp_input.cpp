@@ -843,9 +843,13 @@ void TcpStack::enter_time_wait(Tcb& c, uint64_t now_ns) {
   c.sndq.clear();
   return_ooo(c);
   // The application is done with it; the TCB stays to absorb old duplicates.
+  const uint32_t gen = incarnation(c);
   ConnHandler* h = c.handler;
   c.handler = nullptr;
   if (h != nullptr) h->on_closed(c, Errc::ok);
+  // Recyclable only from here on: a connect() inside on_closed() that finds
+  // the table full must not free `c`, which our callers still use.
+  note_time_wait(c, gen);
 }
 
 }  // namespace keel::tcp

@@ -32,6 +32,12 @@ struct TcpConfig {
   uint32_t rcv_buf = 1 << 20;         ///< receive buffer per connection, bytes
   uint32_t ooo_max_segments = 768;    ///< reassembly queue bound per connection (~ rcv_buf / MSS)
   uint32_t ooo_queues = 1024;         ///< connections that may hold out-of-order data at once
+  /// RACK run logs (Rack::max_runs runs, 1 KiB each) lent to connections with
+  /// more than Rack::inline_runs runs in flight; beyond it, tcp_rack_log_exhausted.
+  uint32_t rack_logs = 4096;
+  /// SACK scoreboards (SackScoreboard, 264 B each) lent to connections whose
+  /// peer has SACKed data not yet cumulatively ACKed; beyond it, tcp_sack_board_exhausted.
+  uint32_t sack_boards = 4096;
   uint64_t min_rto_ns = 200'000'000;  ///< RFC 6298 says 1 s; Linux uses 200 ms
   uint64_t max_rto_ns = 60'000'000'000;
   uint64_t initial_rto_ns = 1'000'000'000;
@@ -124,6 +130,8 @@ class TcpStack final : public engine::L4Handler {
       if (slot_used(i)) f(*tcb_at(i));
   }
   ConnInfo info(const Tcb& c) const;
+  const RackLogPool& rack_pool() const { return rack_pool_; }
+  const SackScoreboardPool& sack_pool() const { return sack_pool_; }
   TcpConfig& config() { return cfg_; }
   engine::Instance& instance() { return inst_; }
   /// The clock the application calls above (connect, send, recv, close, ...)
@@ -230,6 +238,10 @@ class TcpStack final : public engine::L4Handler {
   /// (the peer may have missed our ACK), else at most once per oow_ack_interval_ns.
   void ack_unacceptable(Tcb& c, uint32_t len, uint64_t now_ns);
   uint16_t pick_ephemeral_port(net::Ipv4Addr src, net::Ipv4Addr dst, uint16_t dport);
+  /// Records that `c` (incarnation `gen`) entered TIME-WAIT (tw_order_).
+  void note_time_wait(const Tcb& c, uint32_t gen);
+  /// Frees the TCB that has been in TIME-WAIT longest, if there is one.
+  bool recycle_time_wait();
 
   engine::Instance& inst_;
   TcpConfig cfg_;
@@ -240,10 +252,20 @@ class TcpStack final : public engine::L4Handler {
   // A callback may free the TCB it was given; alive() tells, without a lookup.
   std::vector<uint32_t> slot_gen_;
   std::vector<uint32_t> free_slots_;
+  // TIME-WAIT TCBs in the order they entered it, as (slot << 32 | incarnation):
+  // a ring of max_connections entries. An entry whose slot has moved on since
+  // (2MSL over, reused by a SYN, recycled) is stale and skipped.
+  std::vector<uint64_t> tw_order_;
+  size_t tw_head_ = 0, tw_count_ = 0;
   // Out-of-order queues are lent to connections while they hold OOO data: loss
   // is the exception, so a pool smaller than the TCB table bounds the memory.
   std::vector<std::unique_ptr<ReassemblyQueue>> ooo_pool_;
   std::vector<ReassemblyQueue*> ooo_free_;
+  // Likewise RACK logs (while a connection has more runs in flight than its
+  // TCB holds inline) and SACK scoreboards (while its peer has SACKed data):
+  // an idle connection holds none.
+  RackLogPool rack_pool_;
+  SackScoreboardPool sack_pool_;
   size_t used_ = 0;
   std::vector<std::unique_ptr<Listener>> listeners_;
   uint8_t secret_[16];                        // RFC 6528 / cookie key, random at start

@@ -38,7 +38,11 @@ const char* to_string(TcpState s) {
 }
 
 TcpStack::TcpStack(engine::Instance& inst, const TcpConfig& cfg)
-    : inst_(inst), cfg_(cfg), slot_size_((sizeof(Tcb) + 63) / 64 * 64) {
+    : inst_(inst),
+      cfg_(cfg),
+      slot_size_((sizeof(Tcb) + 63) / 64 * 64),
+      rack_pool_(cfg.rack_logs, &inst.counters()),
+      sack_pool_(cfg.sack_boards, &inst.counters()) {
   if (cfg_.cc == nullptr) cfg_.cc = &cc::cubic();
   static std::atomic<unsigned> serial{0};
   std::string name = "keel_tcp_" + std::to_string(serial++);
@@ -55,6 +59,7 @@ TcpStack::TcpStack(engine::Instance& inst, const TcpConfig& cfg)
   slot_gen_.assign(cfg_.max_connections, 0);
   free_slots_.reserve(cfg_.max_connections);
   for (uint32_t i = cfg_.max_connections; i-- > 0;) free_slots_.push_back(i);
+  tw_order_.assign(cfg_.max_connections, 0);
   ooo_pool_.reserve(cfg_.ooo_queues);
   for (uint32_t i = 0; i < cfg_.ooo_queues; ++i) {
     ooo_pool_.push_back(std::make_unique<ReassemblyQueue>(cfg_.rcv_buf, cfg_.ooo_max_segments));
@@ -86,7 +91,7 @@ Tcb* TcpStack::lookup(const ConnKey& k) {
 }
 
 Tcb* TcpStack::alloc_tcb(const ConnKey& k) {
-  if (free_slots_.empty()) {
+  if (free_slots_.empty() && !recycle_time_wait()) {
     counters().inc(Counter::tcp_conn_table_full);
     return nullptr;
   }
@@ -95,6 +100,8 @@ Tcb* TcpStack::alloc_tcb(const ConnKey& k) {
   c->key = k;
   c->index = i;
   c->stack = this;
+  c->rack.set_pool(&rack_pool_);
+  c->sack.set_pool(&sack_pool_);
   if (rte_hash_add_key_data(table_, &k, c) < 0) {
     c->~Tcb();
     counters().inc(Counter::tcp_conn_table_full);
@@ -107,6 +114,45 @@ Tcb* TcpStack::alloc_tcb(const ConnKey& k) {
   c->delack_timer.set_callback(&TcpStack::delack_fired, c);
   c->keepalive_timer.set_callback(&TcpStack::keepalive_fired, c);
   return c;
+}
+
+void TcpStack::note_time_wait(const Tcb& c, uint32_t gen) {
+  const size_t cap = tw_order_.size();
+  auto stale = [&](uint64_t e) { return slot_gen_[uint32_t(e >> 32)] != uint32_t(e); };
+  // With one MSL, entries leave in the order they came: drop the stale ones
+  // at the front, so the ring holds about the connections in TIME-WAIT.
+  while (tw_count_ != 0 && stale(tw_order_[tw_head_])) {
+    tw_head_ = (tw_head_ + 1) % cap;
+    --tw_count_;
+  }
+  if (tw_count_ == cap) {
+    // Stale entries behind a live one (a RST or a SYN ended some early, or the
+    // MSL was shortened): forget the oldest, which then just waits out 2 MSL.
+    tw_head_ = (tw_head_ + 1) % cap;
+    --tw_count_;
+  }
+  tw_order_[(tw_head_ + tw_count_) % cap] = uint64_t(slot_of(c)) << 32 | gen;
+  ++tw_count_;
+}
+
+bool TcpStack::recycle_time_wait() {
+  // COMPAT(freebsd): tcp_tw_2msl_scan(reuse) under pressure. A TIME-WAIT TCB
+  // only absorbs old duplicates of a connection that is over; when the table
+  // is full of them, the one that has waited longest (the least likely to
+  // still meet a duplicate) gives way, rather than refusing every new
+  // connection until 2 MSL pass (16,384 TCBs / 60 s = 273 connections/s).
+  const size_t cap = tw_order_.size();
+  while (tw_count_ != 0) {
+    uint64_t e = tw_order_[tw_head_];
+    tw_head_ = (tw_head_ + 1) % cap;
+    --tw_count_;
+    uint32_t slot = uint32_t(e >> 32);
+    if (slot_gen_[slot] != uint32_t(e)) continue;  // stale
+    counters().inc(Counter::tcp_timewait_recycled);
+    free_tcb(*tcb_at(slot));
+    return true;
+  }
+  return false;
 }
 
 void TcpStack::free_tcb(Tcb& c) {

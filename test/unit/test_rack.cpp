@@ -6,6 +6,7 @@
 // scoreboard. Sequence numbers start just below 2^32 so every test crosses the wrap.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <vector>
 
 #include "tcp/rack.hpp"
@@ -13,10 +14,15 @@
 #include "tcp/seq.hpp"
 
 using keel::tcp::Rack;
+using keel::tcp::RackLogPool;
 using keel::tcp::SackBlock;
 using keel::tcp::SackScoreboard;
+using keel::tcp::seq_gt;
 
 namespace {
+
+/// The logs the tests' Racks borrow (TcpStack has one per instance).
+RackLogPool pool(8);
 
 constexpr uint32_t base = 0xfffff000u;  // snd.una; 4096 octets below the wrap
 constexpr uint32_t mss = 1000;
@@ -70,7 +76,7 @@ constexpr uint8_t R = Rack::retransmitted, L = Rack::lost;
 // ===== the log =====
 
 TEST_CASE("rack: a burst is one run; later sends, resends and ACKs reshape the log", "[rack]") {
-  Rack r;
+  Rack r(&pool);
   SackScoreboard sb;
   CHECK(r.empty());
   send(r, sb, 0, 4, t0);  // one burst: one run
@@ -101,7 +107,7 @@ TEST_CASE("rack: a burst is one run; later sends, resends and ACKs reshape the l
 }
 
 TEST_CASE("rack: sends in one poll get distinct, increasing times", "[rack]") {
-  Rack r;
+  Rack r(&pool);
   SackScoreboard sb;
   send(r, sb, 0, 2, t0);
   r.on_resent(seg(0), seg(1), t0, sb);  // same now: still after the burst
@@ -123,7 +129,7 @@ TEST_CASE("rack: sends in one poll get distinct, increasing times", "[rack]") {
 }
 
 TEST_CASE("rack: the log stays bounded and covers every octet", "[rack]") {
-  Rack r;
+  Rack r(&pool);
   SackScoreboard sb;
   // 300 segments, each sent 1 ms after the last, every third resent, some SACKed.
   uint64_t now = t0;
@@ -148,7 +154,7 @@ TEST_CASE("rack: the log stays bounded and covers every octet", "[rack]") {
 // ===== RACK on ACKs =====
 
 TEST_CASE("rack: loss after RTT + reordering window; the timer says when", "[rack]") {
-  Rack r;
+  Rack r(&pool);
   SackScoreboard sb;
   send(r, sb, 0, 4, t0);
   send(r, sb, 4, 5, t0 + 1 * ms);
@@ -185,7 +191,7 @@ TEST_CASE("rack: loss after RTT + reordering window; the timer says when", "[rac
 }
 
 TEST_CASE("rack: a lost resend is found when something sent after it arrives", "[rack]") {
-  Rack r;
+  Rack r(&pool);
   SackScoreboard sb;
   send(r, sb, 0, 3, t0);
   ack(r, sb, seg(0), seg(0), seg(3), {{seg(1), seg(3)}}, t0 + 10 * ms);
@@ -201,7 +207,7 @@ TEST_CASE("rack: a lost resend is found when something sent after it arrives", "
 }
 
 TEST_CASE("rack: a resend ACKed sooner than the min RTT is not a sample", "[rack]") {
-  Rack r;
+  Rack r(&pool);
   SackScoreboard sb;
   send(r, sb, 0, 3, t0);
   ack(r, sb, seg(0), seg(0), seg(3), {{seg(1), seg(2)}}, t0 + 10 * ms);
@@ -213,7 +219,7 @@ TEST_CASE("rack: a resend ACKed sooner than the min RTT is not a sample", "[rack
 }
 
 TEST_CASE("rack: reordering seen widens the window; D-SACKs widen it more", "[rack]") {
-  Rack r;
+  Rack r(&pool);
   SackScoreboard sb;
   send(r, sb, 0, 8, t0);
   ack(r, sb, seg(0), seg(0), seg(8), {{seg(2), seg(5)}}, t0 + 10 * ms);
@@ -239,12 +245,14 @@ TEST_CASE("rack: reordering seen widens the window; D-SACKs widen it more", "[ra
 }
 
 TEST_CASE("rack: an RTO marks what was sent long enough ago, the first run always", "[rack]") {
-  Rack r;
+  Rack r(&pool);
   SackScoreboard sb;
   send(r, sb, 0, 2, t0);
   send(r, sb, 2, 4, t0 + 300 * ms);
   // No delivery yet: RACK has no RTT, everything is lost.
-  Rack fresh = r;
+  Rack fresh(&pool);
+  send(fresh, sb, 0, 2, t0);
+  send(fresh, sb, 2, 4, t0 + 300 * ms);
   fresh.mark_lost_on_rto(sb, t0 + 301 * ms, 0);
   CHECK(runs_of(fresh) == std::vector<RunV>{{seg(0), seg(2), L}, {seg(2), seg(4), L}});
   // With an RTT of 10 ms, the run sent 1 ms ago is not (yet).
@@ -258,7 +266,7 @@ TEST_CASE("rack: an RTO marks what was sent long enough ago, the first run alway
 }
 
 TEST_CASE("rack: IsLost below an edge marks only what was never resent", "[rack]") {
-  Rack r;
+  Rack r(&pool);
   SackScoreboard sb;
   send(r, sb, 0, 8, t0);
   for (uint32_t i : {2u, 4u, 6u}) {
@@ -279,4 +287,129 @@ TEST_CASE("rack: IsLost below an edge marks only what was never resent", "[rack]
   t = r.last_unsacked(sb, mss);
   CHECK(t.left == seg(5));
   CHECK(t.right == seg(6));
+}
+
+// ===== the log's storage: inline runs, a log lent by the pool =====
+
+TEST_CASE("rack: a log is borrowed beyond the inline runs and returned when all is ACKed", "[rack]") {
+  RackLogPool one(1);
+  SackScoreboard sb;
+  Rack r(&one);
+  // Bursts 1 ms apart (no RTT known: no coalescing), one run each.
+  constexpr uint32_t k = Rack::inline_runs;
+  for (uint32_t i = 0; i < k; ++i) r.on_sent(seg(i), seg(i + 1), t0 + i * ms, sb);
+  CHECK(r.runs() == k);
+  CHECK_FALSE(r.has_log());
+  CHECK(one.available() == 1);
+  r.on_sent(seg(k), seg(k + 1), t0 + k * ms, sb);
+  CHECK(r.has_log());
+  CHECK(r.capacity() == Rack::max_runs);
+  CHECK(one.available() == 0);
+  std::vector<RunV> want;
+  for (uint32_t i = 0; i <= k; ++i) want.push_back({seg(i), seg(i + 1), 0});
+  CHECK(runs_of(r) == want);  // nothing merged
+  // A partial ACK keeps it; the ACK of everything returns it.
+  ack(r, sb, seg(0), seg(2), seg(k + 1), {}, t0 + (k + 3) * ms);
+  CHECK(r.has_log());
+  ack(r, sb, seg(2), seg(k + 1), seg(k + 1), {}, t0 + (k + 4) * ms);
+  CHECK(r.empty());
+  CHECK_FALSE(r.has_log());
+  CHECK(r.capacity() == Rack::inline_runs);
+  CHECK(one.available() == 1);
+  CHECK(one.exhausted() == 0);
+  // RACK's state outlives the log: the min RTT (of the last segment, 4 ms) is still known.
+  CHECK(r.min_rtt_ns() == 4 * ms);
+  // clear() and the destructor return a log too.
+  for (uint32_t i = k + 1; i < 2 * k + 2; ++i) r.on_sent(seg(i), seg(i + 1), t0 + 10 * i * ms, sb);
+  CHECK(one.available() == 0);
+  r.clear();
+  CHECK(one.available() == 1);
+  {
+    Rack q(&one);
+    for (uint32_t i = 0; i <= k; ++i) q.on_sent(seg(i), seg(i + 1), t0 + i * ms, sb);
+    CHECK(one.available() == 0);
+  }
+  CHECK(one.available() == 1);
+}
+
+TEST_CASE("rack: with the pool empty the inline runs still find losses, later at worst", "[rack]") {
+  RackLogPool none(0);
+  SackScoreboard sb;
+  Rack r(&none);
+  // 12 bursts 1 ms apart merge into the inline runs; every octet stays covered.
+  constexpr uint32_t n = 12;
+  for (uint32_t i = 0; i < n; ++i) r.on_sent(seg(i), seg(i + 1), t0 + i * ms, sb);
+  CHECK_FALSE(r.has_log());
+  CHECK(r.runs() == Rack::inline_runs);
+  CHECK(r.start() == seg(0));
+  CHECK(r.end() == seg(n));
+  for (size_t k = 1; k < r.runs(); ++k) CHECK(r.run(k).start == r.run(k - 1).end);
+  CHECK(none.exhausted() == 1);  // once per episode, however often it asks
+  // Segments 0, 3, 6 and 9 are lost; the rest arrive 20 ms after they went. Every ACK
+  // delivers what was resent 20 ms before. All four are resent, each once, without an
+  // RTO, and nothing the peer SACKed is.
+  const std::vector<uint32_t> lost{0, 3, 6, 9};
+  auto delivered = [&](uint32_t i) { return std::find(lost.begin(), lost.end(), i) == lost.end(); };
+  std::vector<SackBlock> blocks;
+  for (uint32_t i = 0; i < n; ++i)
+    if (delivered(i)) blocks.push_back({seg(i), seg(i + 1)});
+  for (auto& b : blocks) sb.update(&b, 1, base, seg(n));
+  std::vector<uint32_t> resent, arrived;
+  uint32_t una = seg(0);
+  uint64_t now = t0 + (n + 20) * ms;
+  Rack::Ack a;
+  a.una_before = una;
+  a.una_after = una;
+  a.snd_nxt = seg(n);
+  a.blocks = blocks.data();
+  a.n = 3;  // the highest blocks, as a receiver reports them
+  a.blocks = blocks.data() + blocks.size() - 3;
+  a.now_ns = now;
+  r.on_ack(a, SackScoreboard{});
+  for (int round = 0; round < 8 && una != seg(n); ++round) {
+    r.detect_loss(sb, now, 20 * ms, true, mss);
+    std::vector<uint32_t> now_sent;
+    for (SackBlock l = r.next_lost(sb, mss); l.left != l.right; l = r.next_lost(sb, mss)) {
+      now_sent.push_back((l.left - base) / mss);
+      r.on_resent(l.left, l.right, now, sb);
+      REQUIRE(r.runs() <= Rack::inline_runs);
+    }
+    resent.insert(resent.end(), now_sent.begin(), now_sent.end());
+    now += 20 * ms;
+    if (now_sent.empty()) continue;
+    // The resends arrive: the cumulative ACK moves past every hole they fill.
+    SackScoreboard before = sb;
+    for (uint32_t i : now_sent) arrived.push_back(i);
+    uint32_t new_una = una;
+    while (new_una != seg(n) && (delivered((new_una - base) / mss) ||
+                                 std::find(arrived.begin(), arrived.end(), (new_una - base) / mss) !=
+                                     arrived.end()))
+      new_una += mss;
+    for (uint32_t i : now_sent) {
+      SackBlock b{seg(i), seg(i + 1)};
+      sb.update(&b, 1, new_una, seg(n));
+    }
+    Rack::Ack d;
+    d.una_before = una;
+    d.una_after = new_una;
+    d.snd_nxt = seg(n);
+    std::vector<SackBlock> nb;
+    for (uint32_t i : now_sent)
+      if (seq_gt(seg(i), new_una)) nb.push_back({seg(i), seg(i + 1)});
+    d.blocks = nb.data();
+    d.n = nb.size();
+    d.now_ns = now;
+    r.on_ack(d, before);
+    sb.advance(new_una);
+    r.advance(new_una);
+    una = new_una;
+  }
+  std::sort(resent.begin(), resent.end());
+  CHECK(resent == lost);
+  CHECK(una == seg(n));
+  CHECK(r.empty());
+  // Everything ACKed: the episode ends; the next one that needs a log is counted again.
+  for (uint32_t i = n; i < n + Rack::inline_runs + 1; ++i)
+    r.on_sent(seg(i), seg(i + 1), now + 2 * i * ms, sb);
+  CHECK(none.exhausted() == 2);
 }

@@ -393,3 +393,61 @@ TEST_CASE("sack: random blocks match a per-octet model", "[sack]") {
     }
   }
 }
+
+// ===== a TCB's scoreboard, lent by the pool =====
+
+TEST_CASE("sack pool: a scoreboard is borrowed for SACKed data and returned when ACKed", "[sack]") {
+  using keel::tcp::PooledSackScoreboard;
+  using keel::tcp::SackScoreboardPool;
+  SackScoreboardPool pool(1);
+  PooledSackScoreboard a(&pool), b(&pool);
+  const uint32_t nxt = base + 10 * mss;
+  CHECK_FALSE(a.has_board());
+  CHECK(a.empty());
+  // A D-SACK or a bogus block records nothing: no scoreboard taken.
+  SackBlock dsack{base - mss, base};
+  CHECK(a.update(&dsack, 1, base, nxt));
+  SackBlock bogus{base + 20 * mss, base + 21 * mss};
+  CHECK_FALSE(a.update(&bogus, 1, base, nxt));
+  CHECK_FALSE(a.has_board());
+  CHECK(pool.available() == 1);
+  // A real block: borrowed; reads through the SackScoreboard view.
+  SackBlock blk[2] = {{base + 2 * mss, base + 3 * mss}, {base + 5 * mss, base + 6 * mss}};
+  CHECK_FALSE(a.update(blk, 2, base, nxt));
+  CHECK(a.has_board());
+  CHECK(pool.available() == 0);
+  const SackScoreboard& view = a;
+  CHECK(view.ranges() == 2);
+  SackScoreboard snapshot = a;  // a copy is a plain scoreboard of its own
+  CHECK(snapshot.sacked_bytes() == 2 * mss);
+  // The pool is empty: b records nothing (counted), answers D-SACKs all the same.
+  CHECK_FALSE(b.update(blk, 1, base, nxt));
+  CHECK_FALSE(b.has_board());
+  CHECK(b.empty());
+  CHECK(pool.exhausted() == 1);
+  SackBlock dup2[2] = {{base + 2 * mss, base + 3 * mss}, {base + 2 * mss, base + 4 * mss}};
+  CHECK(b.update(dup2, 2, base, nxt));
+  CHECK(pool.exhausted() == 2);
+  b.advance(base + mss);  // harmless without one
+  // The cumulative ACK passes the first range: kept; passes both: returned.
+  a.advance(base + 4 * mss);
+  CHECK(a.has_board());
+  CHECK(a.sacked_bytes() == mss);
+  a.advance(base + 6 * mss);
+  CHECK_FALSE(a.has_board());
+  CHECK(a.empty());
+  CHECK(pool.available() == 1);
+  // Now b gets it; clear() and the destructor return it.
+  CHECK_FALSE(b.update(blk + 1, 1, base, nxt));
+  CHECK(b.has_board());
+  b.clear();
+  CHECK_FALSE(b.has_board());
+  CHECK(pool.available() == 1);
+  {
+    PooledSackScoreboard c(&pool);
+    c.update(blk, 1, base, nxt);
+    CHECK(pool.available() == 0);
+  }
+  CHECK(pool.available() == 1);
+  CHECK(snapshot.ranges() == 2);  // untouched by all of it
+}

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // TCP at packet level, closing: FIN in every state (CLOSE-WAIT, LAST-ACK,
 // FIN-WAIT-1/2, CLOSING, TIME-WAIT and its 2MSL expiry), simultaneous close,
-// half-close both ways, abort, and TIME-WAIT reuse by a newer SYN. MSL is 1 s
+// half-close both ways, abort, TIME-WAIT reuse by a newer SYN and, with the
+// table full, by a new connection (the oldest TIME-WAIT first). MSL is 1 s
 // (default_config), so TIME-WAIT lasts 2 s. The test plays the peer; see
 // tcp_harness.hpp.
 #include "tcp_harness.hpp"
@@ -373,5 +374,60 @@ TEST_CASE("TIME-WAIT: a newer SYN on the same ports opens a new connection", "[t
     REQUIRE(h.lst.conns.size() == 2);
     h.close_by_peer();
   }
+  h.finish();
+}
+
+TEST_CASE("TIME-WAIT: with the table full, the connection longest in TIME-WAIT gives way",
+          "[tcp]") {
+  TcpConfig cfg = TcpHarness::default_config();
+  cfg.max_connections = 2;
+  TcpHarness h(cfg);
+  // The stack closes two connections first: both in TIME-WAIT, 40000 the older.
+  for (uint16_t port : {uint16_t(40000), uint16_t(40001)}) {
+    h.pport = port;
+    h.accept_established();
+    close_to_fin_wait_2(h);
+    SEND(h, Seg{.flags = FIN | ACK});
+    h.peer_nxt++;
+    RECV(h, Expect{.seq = h.keel_nxt, .ack = h.peer_nxt, .flags = ACK});
+    REQUIRE(h.state() == "TIME-WAIT");
+    h.advance(100 * ms);
+  }
+  REQUIRE(h.stack().connections() == 2);
+
+  // A passive open takes the older one's TCB.
+  h.mark();
+  h.pport = 40002;
+  h.accept_established();
+  CHECK(h.changed().find("tcp_timewait_recycled=1") != std::string::npos);
+  CHECK(h.changed().find("tcp_conn_table_full") == std::string::npos);
+  h.pport = 40000;
+  CHECK(h.state() == "CLOSED");
+  h.pport = 40001;
+  CHECK(h.state() == "TIME-WAIT");
+
+  // An active open takes the other one's.
+  h.mark();
+  auto r = h.stack().connect(peer_ip, 81, &h.conn);
+  REQUIRE(r.has_value());
+  auto s = RECV_SEG(h, Expect{.ack = 0, .flags = SYN});
+  CHECK(s.h.dst_port == 81);
+  CHECK(h.changed().find("tcp_timewait_recycled=1") != std::string::npos);
+  CHECK(h.state() == "CLOSED");
+  CHECK(h.stack().connections() == 2);
+
+  // Nothing in TIME-WAIT: a full table refuses.
+  h.mark();
+  Seg syn = h.syn(PeerOpts{});
+  syn.sport = 40003;
+  SEND(h, syn);
+  RECV_NOTHING(h);
+  CHECK(h.changed().find("tcp_conn_table_full=1") != std::string::npos);
+  CHECK(!h.stack().connect(peer_ip, 81, &h.conn).has_value());
+
+  h.stack().abort(**r);  // SYN-SENT: no RST (RFC 9293 3.10.5)
+  RECV_NOTHING(h);
+  h.pport = 40002;
+  h.close_by_peer();
   h.finish();
 }

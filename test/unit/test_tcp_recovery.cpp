@@ -7,6 +7,7 @@
 // Timestamps are on (MSS 1448); round trips are 1 ms, well under the probe timeout (10 ms).
 #include "tcp_harness.hpp"
 
+#include <map>
 #include <set>
 
 #include "tcp/seq.hpp"
@@ -241,6 +242,83 @@ TEST_CASE("TLP: a cwnd-limited flight probes with new data, then resends its las
   CHECK(c->snd.una == seg(20));
   h.keel_nxt = seg(20);
   RECV_NOTHING(h);
+  h.close_by_peer();
+  h.finish();
+}
+
+// ===== what recovery borrows =====
+
+namespace {
+
+/// Segment 0 of 20 is lost, 1-9 arrive (SACKed at once); the peer then ACKs cumulatively
+/// whatever has arrived, 1 ms after each flight, until all 20 are ACKed. Returns the
+/// segments the stack sent more than once (index -> times).
+std::map<uint32_t, int> recover_one_loss(TcpHarness& h, Tcb* c, bool* held_board) {
+  Segs seg = queue_segments(h, c, 20);
+  std::set<uint32_t> arrived{1, 2, 3, 4, 5, 6, 7, 8, 9};
+  std::map<uint32_t, int> sent_again;
+  h.advance(1 * ms);
+  SEND(h, sack_ack(seg(0), {{seg(1), seg(10)}}));
+  *held_board = c->sack.has_board();
+  uint32_t una = 0;
+  for (int i = 0; i < 2000 && una < 20; ++i) {
+    run_for(h, 1 * ms);
+    for (auto& o : h.take()) {
+      if (o.data.empty()) continue;
+      uint32_t k = seg.index(o);
+      if (k < 10 || arrived.count(k)) ++sent_again[k];
+      arrived.insert(k);
+    }
+    uint32_t next = una;
+    while (arrived.count(next)) ++next;
+    if (next != una) {
+      una = next;
+      SEND(h, Seg{.ack = seg(una)});
+    }
+  }
+  REQUIRE(una == 20);
+  h.keel_nxt = seg(20);
+  return sent_again;
+}
+
+}  // namespace
+
+TEST_CASE("recovery: the RACK log and the scoreboard are lent while needed, then returned", "[tcp]") {
+  TcpHarness h;
+  Tcb* c = h.accept_established();
+  const auto& logs = h.stack().rack_pool();
+  const auto& boards = h.stack().sack_pool();
+  CHECK_FALSE(c->rack.has_log());  // established, idle: nothing borrowed
+  CHECK_FALSE(c->sack.has_board());
+  bool held = false;
+  auto again = recover_one_loss(h, c, &held);
+  CHECK(held);
+  CHECK(again == std::map<uint32_t, int>{{0, 1}});  // only the lost segment, once
+  CHECK(h.count(Counter::tcp_rto_timeouts) == 0);
+  CHECK_FALSE(c->rack.has_log());
+  CHECK_FALSE(c->sack.has_board());
+  CHECK(logs.available() == logs.size());
+  CHECK(boards.available() == boards.size());
+  CHECK(h.count(Counter::tcp_rack_log_exhausted) == 0);
+  CHECK(h.count(Counter::tcp_sack_board_exhausted) == 0);
+  h.close_by_peer();
+  h.finish();
+}
+
+TEST_CASE("recovery: with no RACK log and no scoreboard free, a loss is still recovered", "[tcp]") {
+  TcpConfig cfg = TcpHarness::default_config();
+  cfg.rack_logs = 0;
+  cfg.sack_boards = 0;
+  TcpHarness h(cfg);
+  Tcb* c = h.accept_established();
+  bool held = true;
+  auto again = recover_one_loss(h, c, &held);
+  CHECK_FALSE(held);
+  // The SACKed segments may go again (nothing recorded them), but the lost one goes, and
+  // before the RTO.
+  CHECK(again.count(0) == 1);
+  CHECK(h.count(Counter::tcp_rto_timeouts) == 0);
+  CHECK(h.count(Counter::tcp_sack_board_exhausted) >= 1);
   h.close_by_peer();
   h.finish();
 }

@@ -4,13 +4,15 @@
 // connection. Latency runs from connect() to the last byte of the echo.
 //
 // TIME-WAIT: each closed connection holds its 4-tuple (and a TCB slot) for
-// 2*MSL. With TcpConfig's MSL of 30 s the 16,384 TCBs would sustain ~270
-// connections/s (the 28,232 ephemeral ports ~470), so for the run the client
-// instance's MSL is lowered to crr_msl_ns and restored at the end: TIME-WAIT
-// 20 ms, far longer than a segment lives on a link with microsecond delays
-// (what Linux's tcp_tw_reuse achieves for the kernel baseline). The TCB table
-// then bounds the rate at ~800,000 connections/s; one core did 160,000 here,
-// which a TIME-WAIT of 100 ms had already capped (table full).
+// 2*MSL. With TcpConfig's MSL of 30 s the 16,384 TCBs would all be in
+// TIME-WAIT beyond ~270 connections/s, and each new connection would end the
+// oldest TIME-WAIT early (tcp_timewait_recycled; before the stack did that, a
+// full table refused the connect: the errors of a run with a 200 ms TIME-WAIT
+// at 75,000 connections/s). So for the run the client instance's MSL is
+// lowered to crr_msl_ns and restored at the end: TIME-WAIT 20 ms, far longer
+// than a segment lives on a link with microsecond delays (what Linux's
+// tcp_tw_reuse achieves for the kernel baseline), and served in full up to
+// ~800,000 connections/s; one core did 200,000 here.
 #include <rte_mbuf.h>
 
 #include <algorithm>

@@ -14,6 +14,11 @@
 //               building an identical table and reading the heap's statistics.
 //   ooo pool    ooo_queues reassembly queues of ooo_max_segments nodes each,
 //               lent to connections only while they hold out-of-order data.
+//   rack pool   rack_logs RACK run logs (1 KiB), lent to connections with more
+//               runs in flight than a TCB holds inline; not touched until lent.
+//   sack pool   sack_boards SACK scoreboards, lent while a peer has SACKed data.
+//               These three are fixed per-instance costs (like the table, sized
+//               by config), reported apart: an idle connection holds none of them.
 //   mbufs       the engine's one pool (all instances); in use = what
 //               connections hold in their queues (plus any frame in flight).
 #include <rte_hash.h>
@@ -83,6 +88,8 @@ constexpr uint64_t ooo_node_bytes = 48;
 struct InstanceMem {
   size_t conns = 0, time_wait = 0;
   uint32_t slots = 0, ooo_queues = 0, ooo_nodes = 0;
+  uint32_t rack_logs = 0, rack_free = 0, sack_boards = 0, sack_free = 0;
+  uint64_t rack_bytes = 0, sack_bytes = 0;
 };
 
 }  // namespace
@@ -90,7 +97,8 @@ struct InstanceMem {
 void Cli::show_mem(std::ostream& out) {
   const uint64_t slot_bytes = (sizeof(tcp::Tcb) + 63) / 64 * 64;
   uint64_t conns = 0, time_wait = 0, tcb_bytes = 0, hash_bytes = 0, ooo_bytes = 0, slots = 0;
-  char line[320];
+  uint64_t pool_bytes = 0;
+  char line[512];
   for (size_t i = 0; i < engine_.instances().size(); ++i) {
     auto m = std::make_shared<InstanceMem>();
     tcp::TcpStack* stack = &engine_.tcp(i);
@@ -100,6 +108,12 @@ void Cli::show_mem(std::ostream& out) {
       m->slots = stack->config().max_connections;
       m->ooo_queues = stack->config().ooo_queues;
       m->ooo_nodes = stack->config().ooo_max_segments;
+      m->rack_logs = stack->rack_pool().size();
+      m->rack_free = stack->rack_pool().available();
+      m->rack_bytes = stack->rack_pool().bytes();
+      m->sack_boards = stack->sack_pool().size();
+      m->sack_free = stack->sack_pool().available();
+      m->sack_bytes = stack->sack_pool().bytes();
     });
     if (!ok) {
       out << "instance " << i << ": (instance not responding)\n";
@@ -112,16 +126,21 @@ void Cli::show_mem(std::ostream& out) {
                   "instance %zu: %zu connections (%zu in TIME-WAIT), %u TCB slots\n"
                   "  tcb table  %u x %llu B (sizeof(Tcb) %zu) = %llu B, one new[] at start\n"
                   "  conn hash  %llu B (rte_hash, %u entries, DPDK heap, measured)\n"
-                  "  ooo pool   %u queues x %u nodes = %llu B, at start\n",
+                  "  ooo pool   %u queues x %u nodes = %llu B, at start\n"
+                  "  rack pool  %u logs (%u lent) = %llu B, at start\n"
+                  "  sack pool  %u scoreboards (%u lent) = %llu B, at start\n",
                   i, m->conns, m->time_wait, m->slots, m->slots, (unsigned long long)slot_bytes,
                   sizeof(tcp::Tcb), (unsigned long long)tcb, (unsigned long long)hash, m->slots,
-                  m->ooo_queues, m->ooo_nodes, (unsigned long long)ooo);
+                  m->ooo_queues, m->ooo_nodes, (unsigned long long)ooo, m->rack_logs,
+                  m->rack_logs - m->rack_free, (unsigned long long)m->rack_bytes, m->sack_boards,
+                  m->sack_boards - m->sack_free, (unsigned long long)m->sack_bytes);
     out << line;
     conns += m->conns;
     time_wait += m->time_wait;
     tcb_bytes += tcb;
     hash_bytes += hash;
     ooo_bytes += ooo;
+    pool_bytes += m->rack_bytes + m->sack_bytes;
     slots += m->slots;
   }
   uint64_t in_use = 0, mbuf_size = 0, pool_size = 0;
@@ -133,7 +152,8 @@ void Cli::show_mem(std::ostream& out) {
   uint64_t mbuf_bytes = in_use * mbuf_size;
   uint64_t rss = proc_status_bytes("VmRSS"), hwm = proc_status_bytes("VmHWM");
   // A connection's share of the preallocated table (slot + hash entry), plus
-  // the mbufs the open connections hold, per connection.
+  // the mbufs the open connections hold, per connection. The pools lent during
+  // recovery (ooo, rack, sack) are fixed per instance and reported apart.
   uint64_t per_conn = slots ? (tcb_bytes + hash_bytes) / slots : 0;
   if (conns > 0) per_conn += mbuf_bytes / conns;
   std::snprintf(line, sizeof line,
@@ -145,10 +165,12 @@ void Cli::show_mem(std::ostream& out) {
   out << line;
   std::snprintf(line, sizeof line,
                 "mem: conns=%llu time_wait=%llu tcb_bytes=%llu hash_bytes=%llu ooo_bytes=%llu "
-                "mbufs_in_use=%llu mbuf_bytes=%llu rss_bytes=%llu bytes_per_conn=%llu\n",
+                "recovery_pool_bytes=%llu mbufs_in_use=%llu mbuf_bytes=%llu rss_bytes=%llu "
+                "bytes_per_conn=%llu\n",
                 (unsigned long long)conns, (unsigned long long)time_wait,
                 (unsigned long long)tcb_bytes, (unsigned long long)hash_bytes,
-                (unsigned long long)ooo_bytes, (unsigned long long)in_use,
+                (unsigned long long)ooo_bytes, (unsigned long long)pool_bytes,
+                (unsigned long long)in_use,
                 (unsigned long long)mbuf_bytes, (unsigned long long)rss,
                 (unsigned long long)per_conn);
   out << line;
