@@ -21,6 +21,21 @@ namespace keel::pmd {
 
 class BenchClient;
 
+/// Sends req from `sent` on (copying) until all of it is queued or the send
+/// buffer is full (then asks for on_writable); a hard error aborts the
+/// connection. The request pump every bench connection shares.
+inline void send_request(tcp::TcpStack& tcp, tcp::Tcb& c, const void* req, size_t len, size_t& sent) {
+  while (sent < len) {
+    auto r = tcp.send_copy(c, static_cast<const uint8_t*>(req) + sent, len - sent);
+    if (!r) {
+      if (r.error() == Errc::would_block) tcp.want_writable(c);
+      else tcp.abort(c);
+      return;
+    }
+    sent += *r;
+  }
+}
+
 /// Adds to a counter with one writer (the lcore) and readers anywhere: a
 /// relaxed load+store, no locked instruction on the data path (as
 /// engine::Counters does).

@@ -38,19 +38,7 @@ class CrrConn final : public BenchConn {
     if (!replaced) owner_.tcp().abort(c);  // closed before the echo came: an error
   }
   void pump() {
-    while (tcb != nullptr && sent_ < req_.size()) {
-      auto r = owner_.tcp().send_copy(*tcb, req_.data() + sent_, req_.size() - sent_);
-      if (!r) {
-        if (r.error() == Errc::would_block) owner_.tcp().want_writable(*tcb);
-        else owner_.tcp().abort(*tcb);
-        return;
-      }
-      sent_ += *r;
-      if (sent_ < req_.size()) {
-        owner_.tcp().want_writable(*tcb);
-        return;
-      }
-    }
+    if (tcb != nullptr) send_request(owner_.tcp(), *tcb, req_.data(), req_.size(), sent_);
   }
 
   CrrClient& crr_;
