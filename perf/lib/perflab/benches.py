@@ -120,29 +120,14 @@ class Ctx:
 # ----- running one measurement on each side -----
 
 def kernel_run(ctx, res, where, busy, kind, port, service, cargs, seconds, label=None):
-    """kbench server (core 1) and client (core 0) over veth or 127.0.0.1; the parsed summary."""
-    lab = ctx.lab
-    if where == "veth":
-        ns_s, ns_c, addr = lab.ns_server, lab.ns_client, L.VETH_SERVER_IP
-    else:
-        ns_s, ns_c, addr = lab.ns_lo, lab.ns_lo, "127.0.0.1"
-    mode = "busy" if busy else "block"
-    srv = lab.kserver(ns_s, service, port, busy, addr)
-    try:
-        argv = [lab.kbench, kind, addr, str(port)] + cargs + ["--seconds", str(seconds),
-                                                              "--busy" if busy else "--block"]
-        rc, lines = lab.run(f"kbench {kind}", ns_c, L.CLIENT_CORE, argv, timeout=seconds + 60,
-                            echo=ctx.echo())
-    finally:
-        lab.stop(srv)
-    kv, verdict, line = parse_summary(lines, kind)
-    args = _args(cargs)
-    ctx.log(f"  kernel {where:4} {mode:5} {label or kind}: {line}")
-    return res.add_run("kernel", where, mode, kind, args, kv, verdict, line, lines)
+    """kbench server (core 1) and one client (core 0) over veth or 127.0.0.1; the parsed summary."""
+    return kernel_runs(ctx, res, where, busy, kind, port, service, [(label or kind, cargs)], seconds,
+                       slack=60)[0]
 
 
-def kernel_runs(ctx, res, where, busy, kind, port, service, runs, seconds):
-    """Several clients against one kbench server: runs = [(label, cargs[, extra args])]."""
+def kernel_runs(ctx, res, where, busy, kind, port, service, runs, seconds, slack=90):
+    """Several clients against one kbench server: runs = [(label, cargs[, extra args])]; each
+    client gets `slack` seconds beyond its run before it counts as hung."""
     lab = ctx.lab
     if where == "veth":
         ns_s, ns_c, addr = lab.ns_server, lab.ns_client, L.VETH_SERVER_IP
@@ -155,7 +140,7 @@ def kernel_runs(ctx, res, where, busy, kind, port, service, runs, seconds):
         for label, cargs, *extra in runs:
             argv = [lab.kbench, kind, addr, str(port)] + cargs + ["--seconds", str(seconds),
                                                                   "--busy" if busy else "--block"]
-            rc, lines = lab.run(f"kbench {kind}", ns_c, L.CLIENT_CORE, argv, timeout=seconds + 90,
+            rc, lines = lab.run(f"kbench {kind}", ns_c, L.CLIENT_CORE, argv, timeout=seconds + slack,
                                 echo=ctx.echo())
             kv, verdict, line = parse_summary(lines, kind)
             ctx.log(f"  kernel {where:4} {mode:5} {label}: {line}")
