@@ -3,5 +3,10 @@
 /// @file
 /// Umbrella header: the whole public API of keel.
 
+#include <keel/address.hpp>
+#include <keel/buffer.hpp>
+#include <keel/config.hpp>
 #include <keel/result.hpp>
+#include <keel/runtime.hpp>
+#include <keel/stack.hpp>
 #include <keel/version.hpp>

@@ -27,6 +27,9 @@ enum class Errc {
   connection_refused, ///< the peer answered the SYN with RST
   connection_reset,   ///< the peer reset an established connection
   connection_aborted, ///< this side aborted the connection
+  wrong_thread,       ///< called from a thread other than the stack instance's own
+  bad_handle,         ///< the handle is empty, closed, or was never valid
+  message_too_long,   ///< a datagram over the largest size the protocol carries
 };
 
 /// A short, stable name for an error, for messages and logs.
@@ -46,6 +49,9 @@ constexpr std::string_view to_string(Errc e) {
     case Errc::connection_refused: return "connection refused";
     case Errc::connection_reset: return "connection reset by peer";
     case Errc::connection_aborted: return "connection aborted";
+    case Errc::wrong_thread: return "called from the wrong thread";
+    case Errc::bad_handle: return "bad handle";
+    case Errc::message_too_long: return "message too long";
   }
   return "unknown error";
 }

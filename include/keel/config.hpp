@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: BSD-3-Clause
+#pragma once
+/// @file
+/// Start-up configuration: built in code, or read from a small file.
+///
+/// File format (one `key = value` per line, `#` starts a comment, sections in
+/// brackets; every key and value is checked and an unknown key or a bad value
+/// is refused with "FILE:LINE: ..." naming it):
+///
+///     eal = -l 0-1 --no-huge -m 1024 --no-pci --vdev net_tap0,iface=ktap0
+///     instances = 2            # one per lcore, 1..64
+///     pool_mbufs = 16383       # mbufs in the engine's pool
+///     busy_poll = off          # on: never sleep when idle
+///
+///     [port]                   # one section per port, in order
+///     device = net_tap0        # ethdev name, or a port index
+///     address = 198.18.0.2/24  # repeatable
+///     gateway = 198.18.0.1
+///     mtu = 1500
+///     offloads = on
+///     mac = 02:00:00:00:00:02  # optional: the port's own otherwise
+///     rx_faults = drop=1%      # optional fault injection (tests), keel-pmd's syntax
+///     tx_faults = reorder=5%
+///
+///     [tcp]
+///     max_connections = 16384  # per instance
+///     send_buffer = 1048576    # bytes per connection
+///     receive_buffer = 1048576
+///     nodelay = off
+///     congestion_control = cubic   # or newreno
+///     timestamps = on
+///     sack = on
+///     window_scaling = on
+///     keepalive_idle_ms = 7200000
+///     keepalive_interval_ms = 75000
+///     keepalive_count = 9
+///     syn_retries = 6
+///     min_rto_ms = 200
+///     msl_ms = 30000
+///
+/// Booleans are on/off, true/false, yes/no or 1/0. Sizes are plain integers.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <keel/address.hpp>
+#include <keel/result.hpp>
+
+namespace keel {
+
+struct PortOptions {
+  std::string device;                  ///< "net_tap0", or "0" for the first port
+  std::vector<Ipv4Prefix> addresses;   ///< at least one
+  Ipv4Address gateway;                 ///< any(): no default route
+  uint16_t mtu = 1500;
+  bool offloads = true;                ///< false: checksums etc. in software
+  std::string mac;                     ///< empty: the port's own
+  std::string rx_faults, tx_faults;    ///< fault-injection specs, empty: none
+};
+
+struct TcpOptions {
+  uint32_t max_connections = 16384;
+  uint32_t send_buffer = 1 << 20;
+  uint32_t receive_buffer = 1 << 20;
+  bool nodelay = false;
+  std::string congestion_control = "cubic";
+  bool timestamps = true, sack = true, window_scaling = true;
+  uint64_t keepalive_idle_ms = 7'200'000;
+  uint64_t keepalive_interval_ms = 75'000;
+  uint8_t keepalive_count = 9;
+  uint8_t syn_retries = 6;
+  uint64_t min_rto_ms = 200;
+  uint64_t msl_ms = 30'000;
+};
+
+struct Config {
+  /// EAL arguments without argv[0], e.g. {"-l", "0-1", "--no-huge", ...}.
+  /// Empty: the runtime expects EAL to be initialised already.
+  std::vector<std::string> eal_args;
+  uint16_t instances = 1;
+  uint32_t pool_mbufs = 16383;
+  bool busy_poll = false;
+  std::vector<PortOptions> ports;
+  TcpOptions tcp;
+};
+
+/// Parses the file format above. `source` names the text in messages.
+Result<Config, std::string> parse_config(std::string_view text, std::string_view source = "config");
+/// Reads and parses a file.
+Result<Config, std::string> load_config(const std::string& path);
+/// Applies the environment's overrides: KEEL_EAL (EAL arguments as one
+/// string), KEEL_INSTANCES, KEEL_ADDR (address/prefix of port 0, replacing
+/// its addresses; creates port 0 with KEEL_PORT or "0" as device if there is
+/// none), KEEL_GW (port 0's gateway), KEEL_PORT (port 0's device). A bad value
+/// is refused with a message naming the variable.
+Result<void, std::string> apply_env(Config& cfg);
+/// Checks what the parser checks, for a Config built in code.
+Result<void, std::string> validate(const Config& cfg);
+
+}  // namespace keel
