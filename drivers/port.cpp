@@ -108,6 +108,9 @@ Result<Port, std::string> Port::start(uint16_t port_id, const PortConfig& cfg,
     if (caps.tx_udp_cksum) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
     if (caps.tx_multi_seg) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
     if (caps.tx_tso) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_TCP_TSO;
+    // net_ring hands the mbuf pointers to its peer as they are: a chain needs
+    // no driver support (it advertises no offloads, so nothing is configured).
+    if (std::string_view(info.driver_name) == "net_ring") caps.tx_multi_seg = true;
   }
 
   // RSS with the symmetric key, when the port has several queues and hashes TCP/IPv4.

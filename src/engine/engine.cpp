@@ -82,9 +82,14 @@ int Engine::lcore_main(void* arg) {
 }
 
 void Engine::run_instance(Instance& inst) {
-  IdlePolicy idle(cfg_.idle);
   uint64_t now = now_ns();
   inst.start(now);
+  if (body_) {
+    body_(inst, inst.id());
+    inst.flush(now_ns());
+    return;
+  }
+  IdlePolicy idle(cfg_.idle);
   idle.on_work(now);
   while (!stop_.load(std::memory_order_relaxed)) {
     now = now_ns();
@@ -94,9 +99,10 @@ void Engine::run_instance(Instance& inst) {
   inst.flush(now_ns());
 }
 
-Result<void, std::string> Engine::launch() {
+Result<void, std::string> Engine::launch(InstanceMain body) {
   if (running_) return error("already running");
   stop_ = false;
+  body_ = std::move(body);
   // The next worker lcore that is not running something already (another engine's loop).
   auto next_free = [](unsigned from) {
     unsigned l = rte_get_next_lcore(from, 1, 0);
@@ -129,6 +135,10 @@ Result<void, std::string> Engine::launch() {
 
 void Engine::stop() {
   stop_ = true;
+  wait();
+}
+
+void Engine::wait() {
   for (unsigned l : lcores_) rte_eal_wait_lcore(l);
   lcores_.clear();
   for (auto& t : threads_) t.join();

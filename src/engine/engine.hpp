@@ -7,6 +7,7 @@
 /// non-EAL thread so the main thread stays free for the caller (keel-pmd's CLI).
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -48,11 +49,23 @@ class Engine {
   static Result<std::unique_ptr<Engine>, std::string> create(const EngineConfig& cfg);
   ~Engine();
 
-  /// Launches every instance's loop (returns at once).
-  Result<void, std::string> launch();
+  /// Runs on an instance's lcore in place of the engine's own loop: it must
+  /// call Instance::poll() until stopping() (the native API's Stack does).
+  using InstanceMain = std::function<void(Instance& inst, size_t index)>;
+
+  /// Launches every instance's loop (returns at once). With `body`, each
+  /// lcore runs body(instance, index) instead of the default loop, after
+  /// Instance::start and before a last flush.
+  Result<void, std::string> launch(InstanceMain body = nullptr);
   /// Asks the loops to finish and waits for them. Ports stop and close when
   /// the engine is destroyed.
   void stop();
+  /// Waits for every loop to return (without asking them to).
+  void wait();
+  /// Asks the loops to finish (async-signal-safe: one atomic store).
+  void request_stop() { stop_.store(true, std::memory_order_relaxed); }
+  /// The flag request_stop() sets, for loops run by an InstanceMain.
+  const std::atomic<bool>& stop_flag() const { return stop_; }
   bool running() const { return running_.load(); }
   /// After stop(): frees every connection and every frame the stacks hold and
   /// drains the ports' receive queues, so that the pool's in-use count is what
@@ -69,6 +82,7 @@ class Engine {
   Engine() = default;
   static int lcore_main(void* arg);
   void run_instance(Instance& inst);
+  InstanceMain body_;
 
   EngineConfig cfg_;
   rte_mempool* pool_ = nullptr;

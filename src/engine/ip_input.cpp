@@ -17,8 +17,13 @@ void Instance::ip_input(rte_mbuf* m, Interface& ifc, uint64_t now_ns) {
     counters_.inc(c);
     rte_pktmbuf_free(m);
   };
-  // The header must be contiguous for the view; real ports put it in the first segment.
-  if (!make_contiguous(m, std::min<uint32_t>(m->pkt_len, 60))) return drop(Counter::ip_truncated);
+  // The header (and no more: linearizing a chain would copy its payload) must
+  // be contiguous for the view; real ports put it in the first segment.
+  if (!make_contiguous(m, std::min<uint32_t>(m->pkt_len, net::ipv4_min_header_len)))
+    return drop(Counter::ip_truncated);
+  uint32_t ihl = uint32_t(*rte_pktmbuf_mtod(m, const uint8_t*) & 0x0f) * 4;
+  if (ihl > net::ipv4_min_header_len && !make_contiguous(m, std::min<uint32_t>(m->pkt_len, ihl)))
+    return drop(Counter::ip_truncated);
   Ipv4Error err{};
   auto ip = Ipv4View::parse(rte_pktmbuf_mtod(m, uint8_t*), m->data_len, m->pkt_len, err);
   if (!ip) {

@@ -150,7 +150,10 @@ struct Tcb {
   uint32_t rescue_rxt = 0;
 
   uint32_t snd_buf = 0;         ///< limit on sndq bytes
-  uint32_t rcv_buf = 0;         ///< limit on rcvq + reassembly bytes
+  uint32_t rcv_buf = 0;         ///< limit on rcvq + reassembly + app_held bytes
+  /// Received bytes the application took zero-copy and still holds: they
+  /// keep the window closed until released (recv_credit).
+  uint32_t app_held = 0;
   uint32_t fin_seq = 0;         ///< sequence number of our FIN (valid once fin_sent)
   /// The last soft ICMP error (RFC 1122 4.2.3.9): reported instead of
   /// timed_out if the connection gives up; cleared when an ACK advances.

@@ -288,6 +288,7 @@ void TcpStack::input_syn_sent(Tcb& c, const TcpSegment& seg, rte_mbuf* m, uint64
     c.backoff = 0;
     inst_.timers().cancel(c.rexmt_timer);
     set_state(c, TcpState::established);
+    inst_.timers().cancel(c.keepalive_timer);  // connect()'s timeout, if it had one
     c.ack_now = true;
     if (c.handler) c.handler->on_connected(c);
     if (c.keepalive) inst_.timers().schedule(c.keepalive_timer, now_ns + cfg_.keepalive_idle_ns);

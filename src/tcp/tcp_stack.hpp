@@ -94,12 +94,16 @@ class TcpStack final : public engine::L4Handler {
   /// Listens on addr:port (addr any(): all). The Listener lives until unlisten().
   Result<Listener*> listen(net::Ipv4Addr addr, uint16_t port, uint32_t backlog, ListenHandler* h);
   void unlisten(Listener* l);
-  /// Active open. `local_port` 0 picks an ephemeral port. The handler gets
-  /// on_connected or on_closed(refused / timed_out).
-  Result<Tcb*> connect(net::Ipv4Addr dst, uint16_t port, ConnHandler* h, uint16_t local_port = 0);
+  /// Active open. `local_port` 0 picks an ephemeral port; `local_addr` any()
+  /// takes the route's source (otherwise it must be ours: invalid_argument).
+  /// `timeout_ns` > 0 ends the attempt with timed_out after that long. The
+  /// handler gets on_connected or on_closed(refused / timed_out).
+  Result<Tcb*> connect(net::Ipv4Addr dst, uint16_t port, ConnHandler* h, uint16_t local_port = 0,
+                       net::Ipv4Addr local_addr = {}, uint64_t timeout_ns = 0);
   /// Queues `m` (a packet, possibly chained) for sending; takes ownership on
-  /// success. would_block (m not taken) if the send buffer is full;
-  /// not_connected if the connection cannot send any more.
+  /// success. would_block (m not taken) if it does not fit the send buffer's
+  /// free space (a packet larger than the whole buffer goes when the queue is
+  /// empty); not_connected if the connection cannot send any more.
   Result<void> send(Tcb& c, rte_mbuf* m);
   /// Copies up to `len` bytes into new mbufs and queues them; returns bytes taken
   /// (0 with would_block when there is no room).
@@ -108,6 +112,12 @@ class TcpStack final : public engine::L4Handler {
   uint32_t send_space(const Tcb& c) const;
   /// All in-order data received so far (zero copy; caller frees), or nullptr.
   rte_mbuf* recv(Tcb& c);
+  /// recv() for an application that holds the data: the bytes stay counted
+  /// in the receive window (Tcb::app_held) until recv_credit() returns them.
+  rte_mbuf* recv_held(Tcb& c);
+  /// The application released `bytes` it took with recv_held(): the window
+  /// reopens by that much (and is advertised if it grew enough).
+  void recv_credit(Tcb& c, uint32_t bytes);
   /// Copies up to `cap` bytes out of the receive queue.
   size_t recv_copy(Tcb& c, void* dst, size_t cap);
   /// Sends FIN after the queued data (half-close).
@@ -121,6 +131,14 @@ class TcpStack final : public engine::L4Handler {
   void set_keepalive(Tcb& c, bool on);
   /// Makes the stack call on_writable when send space opens.
   void want_writable(Tcb& c) { c.want_writable = true; }
+
+  // ----- handles: (slot, incarnation) pairs that outlive the TCB safely -----
+  uint32_t slot(const Tcb& c) const { return slot_of(c); }
+  uint32_t generation(const Tcb& c) const { return incarnation(c); }
+  /// The TCB in `slot` if it is still incarnation `gen`, else nullptr.
+  Tcb* resolve(uint32_t slot, uint32_t gen) {
+    return slot < cfg_.max_connections && slot_gen_[slot] == gen && (gen & 1) ? tcb_at(slot) : nullptr;
+  }
 
   // ----- inspection -----
   size_t connections() const { return used_; }

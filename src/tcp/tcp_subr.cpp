@@ -209,7 +209,7 @@ uint16_t TcpStack::mss_for(net::Ipv4Addr dst) const {
 }
 
 uint32_t TcpStack::rcv_window(const Tcb& c) const {
-  uint32_t used = c.rcvq.size() + (c.ooo ? c.ooo->bytes() : 0);
+  uint32_t used = c.rcvq.size() + (c.ooo ? c.ooo->bytes() : 0) + c.app_held;
   uint32_t space = used >= c.rcv_buf ? 0 : c.rcv_buf - used;
   // Largest advertisable window with our scale.
   uint32_t max = uint32_t(0xffff) << c.rcv.wscale;

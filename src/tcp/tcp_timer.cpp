@@ -130,6 +130,9 @@ void TcpStack::keepalive_fired(engine::Timer& t, void* ctx, uint64_t now_ns) {
     case TcpState::fin_wait_2:
       if (c.app_closed) return s.drop(c, Errc::ok);  // the peer never sent its FIN
       break;
+    case TcpState::syn_sent:  // connect()'s timeout
+      s.counters().inc(Counter::tcp_attempt_fails);
+      return s.drop(c, Errc::timed_out);
     default:
       break;
   }

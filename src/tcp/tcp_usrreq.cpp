@@ -35,13 +35,18 @@ void TcpStack::unlisten(Listener* l) {
 }
 
 Result<Tcb*> TcpStack::connect(net::Ipv4Addr dst, uint16_t port, ConnHandler* h,
-                               uint16_t local_port) {
+                               uint16_t local_port, net::Ipv4Addr local_addr,
+                               uint64_t timeout_ns) {
   if (port == 0 || h == nullptr || dst.is_any() || dst.is_broadcast() || dst.is_multicast())
     return fail(Errc::invalid_argument);
   auto rt = inst_.route(dst);
   if (!rt) return fail(Errc::unreachable);
   // Our own address would need a loopback path, which keel does not have yet.
   if (rt->iface->owns(dst)) return fail(Errc::not_supported);
+  if (!local_addr.is_any()) {
+    if (!rt->iface->owns(local_addr)) return fail(Errc::invalid_argument);
+    rt->src = local_addr;
+  }
   if (local_port == 0) local_port = pick_ephemeral_port(rt->src, dst, port);
   if (local_port == 0) return fail(Errc::no_memory);
   ConnKey key{rt->src.v, dst.v, local_port, port};
@@ -61,6 +66,8 @@ Result<Tcb*> TcpStack::connect(net::Ipv4Addr dst, uint16_t port, ConnHandler* h,
   c->rtt_start_ns = now;
   send_segment(*c, c->iss, 0, flag::syn, now);
   arm_rexmt(*c, now);
+  // SYN-SENT does not use the keepalive timer otherwise (tcp_timer.cpp).
+  if (timeout_ns > 0) inst_.timers().schedule(c->keepalive_timer, now + timeout_ns);
   return c;
 }
 
@@ -78,7 +85,7 @@ bool can_send(const Tcb& c) {
 
 Result<void> TcpStack::send(Tcb& c, rte_mbuf* m) {
   if (!can_send(c) || c.app_closed) return fail(Errc::not_connected);
-  if (m->pkt_len > send_space(c)) {
+  if (m->pkt_len > send_space(c) && !c.sndq.empty()) {
     c.want_writable = true;
     return fail(Errc::would_block);
   }
@@ -129,6 +136,17 @@ rte_mbuf* TcpStack::recv(Tcb& c) {
   rte_mbuf* m = c.rcvq.take_all();
   if (m != nullptr) maybe_window_update(*this, c);
   return m;
+}
+
+rte_mbuf* TcpStack::recv_held(Tcb& c) {
+  rte_mbuf* m = c.rcvq.take_all();
+  if (m != nullptr) c.app_held += m->pkt_len;
+  return m;
+}
+
+void TcpStack::recv_credit(Tcb& c, uint32_t bytes) {
+  c.app_held -= std::min(bytes, c.app_held);
+  maybe_window_update(*this, c);
 }
 
 size_t TcpStack::recv_copy(Tcb& c, void* dst, size_t cap) {

@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// The native API's per-instance core: events from TCP's callbacks, handles,
+// the thread check, listeners, and receive-window credit for held buffers.
+#include "api/stack_core.hpp"
+
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "engine/mbuf_util.hpp"
+
+namespace keel {
+
+namespace {
+void default_misuse(Errc e, const char* what) {
+#ifndef NDEBUG
+  std::fprintf(stderr, "keel: API misuse: %s (%s)\n", what, std::string(to_string(e)).c_str());
+  std::abort();
+#else
+  (void)e, (void)what;
+#endif
+}
+std::atomic<MisuseHandler> misuse_handler{&default_misuse};
+}  // namespace
+
+MisuseHandler set_misuse_handler(MisuseHandler h) {
+  return misuse_handler.exchange(h != nullptr ? h : &default_misuse);
+}
+
+}  // namespace keel
+
+namespace keel::detail {
+
+Errc misuse(Errc e, const char* what) {
+  misuse_handler.load()(e, what);
+  return e;
+}
+
+namespace {
+constexpr size_t max_listeners = 256;
+}
+
+StackCore::StackCore(engine::Instance& inst, tcp::TcpStack& tcp, const engine::IdleConfig& idle,
+                     const std::atomic<bool>* stop, unsigned instances)
+    : inst_(inst), tcp_(tcp), idle_(idle), stop_(stop), instances_(instances),
+      conns_(tcp.config().max_connections), listeners_(max_listeners) {
+  for (size_t i = 0; i < listeners_.size(); ++i) {
+    listeners_[i].core = this;
+    listeners_[i].slot = uint32_t(i);
+  }
+  // A batch holds at most one event per connection (plus what the application
+  // raises between polls): no allocation on the data path.
+  pending_.reserve(conns_.size() + 64);
+  delivered_.reserve(conns_.size() + 64);
+}
+
+StackCore::~StackCore() {
+  for (auto& l : listeners_)
+    if (l.l != nullptr) tcp_.unlisten(l.l);
+}
+
+void StackCore::bind_to_current_thread() { lcore_ = rte_lcore_id(); }
+
+bool StackCore::on_owner_thread() const {
+  if (rte_lcore_id() == lcore_) return true;
+  misuse(Errc::wrong_thread, "a stack call from a thread that does not own the instance");
+  return false;
+}
+
+std::span<const Event> StackCore::poll(bool may_sleep) {
+  if (!on_owner_thread()) return {};
+  uint64_t now = engine::now_ns();
+  unsigned work = inst_.poll(now);
+  delivered_.swap(pending_);
+  pending_.clear();
+  ++batch_;
+  // Connections the application gave up after their event was queued.
+  std::erase_if(delivered_, [](const Event& e) { return e.flags == 0; });
+  if (work != 0 || !delivered_.empty()) idle_.on_work(now);
+  else if (may_sleep) idle_.on_idle(now, inst_.next_wakeup_ns());
+  return delivered_;
+}
+
+void StackCore::adopt(tcp::Tcb& c, uint64_t user) {
+  ConnSlot& s = conns_[tcp_.slot(c)];
+  s = ConnSlot{};
+  s.user = user;
+  s.gen = tcp_.generation(c);
+  c.handler = this;
+}
+
+void StackCore::emit(tcp::Tcb& c, uint16_t flag, Errc err, Listener from) {
+  uint32_t slot = tcp_.slot(c), gen = tcp_.generation(c);
+  ConnSlot& s = conns_[slot];
+  if (s.gen != gen || s.forgotten) return;
+  if (s.ev_batch == batch_ && s.ev < pending_.size() && pending_[s.ev].conn == Connection(this, slot, gen)) {
+    Event& e = pending_[s.ev];
+    e.flags |= flag;
+    if (flag == event::closed) e.error = err;
+    return;
+  }
+  s.ev_batch = batch_;
+  s.ev = uint32_t(pending_.size());
+  Event e;
+  e.flags = flag;
+  e.error = err;
+  e.conn = Connection(this, slot, gen);
+  e.listener = from;
+  e.user = s.user;
+  pending_.push_back(e);
+}
+
+tcp::ConnHandler* StackCore::accept(ApiListener& l, tcp::Tcb& c) {
+  adopt(c, 0);
+  emit(c, event::accepted, Errc::ok, Listener(this, l.slot, l.gen));
+  return this;
+}
+
+void StackCore::on_connected(tcp::Tcb& c) { emit(c, event::connected); }
+void StackCore::on_readable(tcp::Tcb& c) { emit(c, event::readable); }
+void StackCore::on_writable(tcp::Tcb& c) { emit(c, event::writable); }
+void StackCore::on_peer_closed(tcp::Tcb& c) { emit(c, event::peer_closed); }
+void StackCore::on_closed(tcp::Tcb& c, Errc reason) { emit(c, event::closed, reason); }
+
+tcp::Tcb* StackCore::conn(uint32_t slot, uint32_t gen, Errc& why) {
+  if (!on_owner_thread()) {
+    why = Errc::wrong_thread;
+    return nullptr;
+  }
+  tcp::Tcb* c = tcp_.resolve(slot, gen);
+  if (c == nullptr || c->handler != this || conns_[slot].forgotten) {
+    why = misuse(Errc::bad_handle, "a connection handle used after its connection closed");
+    return nullptr;
+  }
+  return c;
+}
+
+void StackCore::forget(uint32_t slot, uint32_t gen) {
+  ConnSlot& s = conns_[slot];
+  if (s.gen != gen) return;
+  s.forgotten = true;
+  if (s.ev_batch == batch_ && s.ev < pending_.size() && pending_[s.ev].conn == Connection(this, slot, gen))
+    pending_[s.ev].flags = 0;  // dropped at the next poll
+}
+
+Buffer StackCore::take_received(tcp::Tcb& c) {
+  rte_mbuf* m = tcp_.recv_held(c);
+  if (m == nullptr) return Buffer();
+  Buffer b(m);
+  b.owner_ = this;
+  b.slot_ = tcp_.slot(c);
+  b.gen_ = tcp_.generation(c);
+  b.credit_ = m->pkt_len;
+  return b;
+}
+
+void StackCore::return_credit(uint32_t slot, uint32_t gen, uint32_t bytes) {
+  if (rte_lcore_id() != lcore_) {
+    // Released elsewhere: the instance returns the credit on its own lcore.
+    if (!inst_.post([this, slot, gen, bytes](engine::Instance&) { return_credit(slot, gen, bytes); }))
+      misuse(Errc::no_memory, "control ring full: receive-window credit lost");
+    return;
+  }
+  if (tcp::Tcb* c = tcp_.resolve(slot, gen); c != nullptr) tcp_.recv_credit(*c, bytes);
+}
+
+Result<Listener> StackCore::listen(Endpoint local, const ListenOptions& opt) {
+  if (!on_owner_thread()) return fail(Errc::wrong_thread);
+  if (local.port == 0 || opt.backlog == 0) return fail(Errc::invalid_argument);
+  net::Ipv4Addr addr{local.addr.value};
+  if (!addr.is_any()) {
+    bool ours = false;
+    for (auto& ifc : inst_.interfaces()) ours = ours || ifc->owns(addr);
+    if (!ours) return fail(Errc::invalid_argument);
+  }
+  ApiListener* free_l = nullptr;
+  for (auto& l : listeners_)
+    if (l.l == nullptr) {
+      free_l = &l;
+      break;
+    }
+  if (free_l == nullptr) return fail(Errc::no_memory);
+  auto r = tcp_.listen(addr, local.port, opt.backlog, free_l);
+  if (!r) return fail(r.error());
+  free_l->l = *r;
+  free_l->gen |= 1;
+  return Listener(this, free_l->slot, free_l->gen);
+}
+
+const tcp::Listener* StackCore::listener(uint32_t slot, uint32_t gen, Errc& why) {
+  if (!on_owner_thread()) {
+    why = Errc::wrong_thread;
+    return nullptr;
+  }
+  if (slot >= listeners_.size() || listeners_[slot].gen != gen || listeners_[slot].l == nullptr) {
+    why = misuse(Errc::bad_handle, "a listener handle used after close");
+    return nullptr;
+  }
+  return listeners_[slot].l;
+}
+
+Result<void> StackCore::close_listener(uint32_t slot, uint32_t gen) {
+  Errc why = Errc::ok;
+  if (listener(slot, gen, why) == nullptr) return fail(why);
+  ApiListener& l = listeners_[slot];
+  tcp_.unlisten(l.l);
+  l.l = nullptr;
+  ++l.gen;  // even: free; the next listen makes it odd again
+  return {};
+}
+
+Result<Connection> StackCore::connect(Endpoint remote, const ConnectOptions& opt) {
+  if (!on_owner_thread()) return fail(Errc::wrong_thread);
+  auto r = tcp_.connect(net::Ipv4Addr{remote.addr.value}, remote.port, this, opt.local_port,
+                        net::Ipv4Addr{opt.local_addr.value}, uint64_t(opt.timeout_ms) * 1'000'000);
+  if (!r) return fail(r.error());
+  tcp::Tcb& c = **r;
+  adopt(c, opt.user);
+  if (opt.nodelay) c.nodelay = true;
+  return Connection(this, tcp_.slot(c), tcp_.generation(c));
+}
+
+Result<Buffer> StackCore::alloc(size_t len) {
+  if (!on_owner_thread()) return fail(Errc::wrong_thread);
+  if (len > UINT32_MAX) return fail(Errc::invalid_argument);
+  rte_mbuf* m = len == 0 ? rte_pktmbuf_alloc(inst_.interfaces().front()->pool)
+                         : engine::alloc_chain(inst_.interfaces().front()->pool, uint32_t(len));
+  if (m == nullptr) {
+    inst_.counters().inc(engine::Counter::mbuf_alloc_failed);
+    return fail(Errc::no_memory);
+  }
+  return Buffer(m);
+}
+
+}  // namespace keel::detail
