@@ -391,14 +391,11 @@ TEST_CASE("numbers: range, trailing garbage, sign, overflow", "[config]") {
 }
 
 TEST_CASE("port values: addresses, gateway, mac, faults, device", "[config]") {
-  REQUIRE(parse_error("[port]\ndevice = x\naddress = 1.2.3") ==
-          "test.conf:3: address: '1.2.3' is not an address/prefix");
-  REQUIRE(parse_error("[port]\ndevice = x\naddress = 1.2.3.4/33") ==
-          "test.conf:3: address: '1.2.3.4/33' is not an address/prefix");
-  REQUIRE(parse_error("[port]\ndevice = x\naddress = 0.0.0.0/0") ==
-          "test.conf:3: address: '0.0.0.0/0' is not a usable address/prefix");
-  REQUIRE(parse_error("[port]\ndevice = x\naddress = 224.0.0.1/4") ==
-          "test.conf:3: address: '224.0.0.1/4' is not a usable address/prefix");
+  auto address_error = [](const std::string& v) { return parse_error("[port]\ndevice = x\naddress = " + v); };
+  for (std::string v : {"1.2.3", "1.2.3.4/33", "1.2.3.4/", "198.18.0.2 /24", "a.b.c.d"})
+    REQUIRE(address_error(v) == "test.conf:3: address: '" + v + "' is not an address/prefix");
+  for (std::string v : {"0.0.0.0/0", "0.0.0.0", "224.0.0.1/4", "239.1.1.1/24", "255.255.255.255"})
+    REQUIRE(address_error(v) == "test.conf:3: address: '" + v + "' is not a usable address/prefix");
   REQUIRE(parse_error(minimal_port + "gateway = 198.18.0.256") ==
           "test.conf:4: gateway: '198.18.0.256' is not an address");
   // The on-link rule waits for the end of the section: an address may follow.
@@ -406,12 +403,9 @@ TEST_CASE("port values: addresses, gateway, mac, faults, device", "[config]") {
           Ipv4Address(10, 0, 0, 1));
   REQUIRE(parse_error("[port]\ndevice = x\ngateway = 10.0.1.1\naddress = 10.0.0.2/24\n[tcp]") ==
           "test.conf:3: gateway: '10.0.1.1' is on none of the port's subnets");
-  REQUIRE(parse_error(minimal_port + "mac = 02:00:00:00:00") ==
-          "test.conf:4: mac: '02:00:00:00:00' is not a unicast MAC address (like 02:00:00:00:00:02)");
-  REQUIRE(parse_error(minimal_port + "mac = 01:00:5e:00:00:01") ==
-          "test.conf:4: mac: '01:00:5e:00:00:01' is not a unicast MAC address (like 02:00:00:00:00:02)");
-  REQUIRE(parse_error(minimal_port + "mac = 00:00:00:00:00:00") ==
-          "test.conf:4: mac: '00:00:00:00:00:00' is not a unicast MAC address (like 02:00:00:00:00:02)");
+  for (std::string v : {"02:00:00:00:00", "02-00-00-00-00-02", "01:00:5e:00:00:01", "00:00:00:00:00:00"})
+    REQUIRE(parse_error(minimal_port + "mac = " + v) ==
+            "test.conf:4: mac: '" + v + "' is not a unicast MAC address (like 02:00:00:00:00:02)");
   std::string e = parse_error(minimal_port + "rx_faults = drop=200%");
   REQUIRE(e.rfind("test.conf:4: rx_faults: fault spec: ", 0) == 0);
   REQUIRE(e.find("'200%'") != std::string::npos);
