@@ -49,8 +49,8 @@
 ///  - A key appears at most once per section, except `address`. Every value is
 ///    non-empty: leave a key out to keep its default.
 ///  - A `[port]` needs `device` and at least one `address`; a `gateway` must be
-///    on one of the port's subnets. Addresses must be unicast (not 0.0.0.0,
-///    multicast or 255.255.255.255).
+///    on one of the port's subnets. An address is A.B.C.D/N (a missing /N means
+///    /32) and must be unicast (not 0.0.0.0, multicast or 255.255.255.255).
 ///  - Booleans are on/off, true/false, yes/no or 1/0. Numbers are plain decimal
 ///    integers (no sign, suffix or separator), within these ranges:
 ///    instances 1..64, pool_mbufs 1024..4294967295, mtu 576..9000,
@@ -59,9 +59,9 @@
 ///    keepalive_count and syn_retries 1..127, min_rto_ms 1..60000,
 ///    msl_ms 1..600000.
 ///  - `eal` is split into words at white space (no quoting). `device` is one
-///    word. `mac` is six
-///    hex pairs separated by `:`, unicast. `congestion_control` is cubic or
-///    newreno. rx_faults/tx_faults are checked with keel-pmd's fault syntax.
+///    word. `mac` is six hex pairs separated by `:`, unicast and not all
+///    zeros. `congestion_control` is cubic or newreno. rx_faults/tx_faults are
+///    checked with keel-pmd's fault syntax (drivers::FaultConfig::parse).
 ///
 /// A file need not have a `[port]` (apply_env() can make port 0), so call
 /// validate() on the final Config: it requires at least one port.
@@ -123,8 +123,9 @@ Result<Config, std::string> load_config(const std::string& path);
 /// its addresses; creates port 0 with KEEL_PORT or "0" as device if there is
 /// none), KEEL_GW (port 0's gateway), KEEL_PORT (port 0's device). Values
 /// follow the file's rules for eal, instances, address, gateway and device; a
-/// variable set to the empty string is refused like an empty value, and
-/// KEEL_PORT or KEEL_GW without a port 0 (and without KEEL_ADDR) is refused.
+/// variable set to the empty string is refused like an empty value. Also
+/// refused: KEEL_PORT or KEEL_GW without a port 0 (and without KEEL_ADDR), and
+/// a port 0 whose gateway ends up on none of its subnets.
 /// A bad value is refused with a message naming the variable
 /// ("KEEL_ADDR: '1.2.3' is not an address/prefix"), and cfg is then unchanged.
 Result<void, std::string> apply_env(Config& cfg);
