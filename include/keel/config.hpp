@@ -38,7 +38,33 @@
 ///     min_rto_ms = 200
 ///     msl_ms = 30000
 ///
-/// Booleans are on/off, true/false, yes/no or 1/0. Sizes are plain integers.
+/// Rules:
+///  - `#` to the end of the line is a comment, anywhere (so no value contains
+///    `#`). Blank lines are ignored; white space around keys, values, `=` and
+///    section headers is ignored. Keys, section names, booleans and
+///    congestion_control are lower case.
+///  - Keys before the first section are the top-level ones (eal, instances,
+///    pool_mbufs, busy_poll). Sections are `[port]` (any number, one per port,
+///    in order) and `[tcp]` (at most once). Any other section or key is refused.
+///  - A key appears at most once per section, except `address`. Every value is
+///    non-empty: leave a key out to keep its default.
+///  - A `[port]` needs `device` and at least one `address`; a `gateway` must be
+///    on one of the port's subnets. An address is A.B.C.D/N (a missing /N means
+///    /32) and must be unicast (not 0.0.0.0, multicast or 255.255.255.255).
+///  - Booleans are on/off, true/false, yes/no or 1/0. Numbers are plain decimal
+///    integers (no sign, suffix or separator), within these ranges:
+///    instances 1..64, pool_mbufs 1024..4294967295, mtu 576..9000,
+///    max_connections 1..16777216, send_buffer and receive_buffer
+///    1024..1073741824, keepalive_idle_ms and keepalive_interval_ms 1..32767000,
+///    keepalive_count and syn_retries 1..127, min_rto_ms 1..60000,
+///    msl_ms 1..600000.
+///  - `eal` is split into words at white space (no quoting). `device` is one
+///    word. `mac` is six hex pairs separated by `:`, unicast and not all
+///    zeros. `congestion_control` is cubic or newreno. rx_faults/tx_faults are
+///    checked with keel-pmd's fault syntax (drivers::FaultConfig::parse).
+///
+/// A file need not have a `[port]` (apply_env() can make port 0), so call
+/// validate() on the final Config: it requires at least one port.
 
 #include <cstdint>
 #include <string>
@@ -86,17 +112,26 @@ struct Config {
   TcpOptions tcp;
 };
 
-/// Parses the file format above. `source` names the text in messages.
+/// Parses the file format above. `source` names the text in messages
+/// ("SOURCE:LINE: what"); the first problem found is the one reported.
 Result<Config, std::string> parse_config(std::string_view text, std::string_view source = "config");
-/// Reads and parses a file.
+/// Reads and parses a file; messages name `path` as the source. A file that
+/// cannot be read gives "PATH: strerror(errno)".
 Result<Config, std::string> load_config(const std::string& path);
 /// Applies the environment's overrides: KEEL_EAL (EAL arguments as one
 /// string), KEEL_INSTANCES, KEEL_ADDR (address/prefix of port 0, replacing
 /// its addresses; creates port 0 with KEEL_PORT or "0" as device if there is
-/// none), KEEL_GW (port 0's gateway), KEEL_PORT (port 0's device). A bad value
-/// is refused with a message naming the variable.
+/// none), KEEL_GW (port 0's gateway), KEEL_PORT (port 0's device). Values
+/// follow the file's rules for eal, instances, address, gateway and device; a
+/// variable set to the empty string is refused like an empty value. Also
+/// refused: KEEL_PORT or KEEL_GW without a port 0 (and without KEEL_ADDR), and
+/// a port 0 whose gateway ends up on none of its subnets.
+/// A bad value is refused with a message naming the variable
+/// ("KEEL_ADDR: '1.2.3' is not an address/prefix"), and cfg is then unchanged.
 Result<void, std::string> apply_env(Config& cfg);
-/// Checks what the parser checks, for a Config built in code.
+/// Checks what the parser checks, for a Config built in code, and that there
+/// is at least one port. The message names the field: "ports[0].addresses: empty",
+/// "tcp.congestion_control: 'bbr' is not newreno or cubic".
 Result<void, std::string> validate(const Config& cfg);
 
 }  // namespace keel
