@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// keel::Runtime end to end: two runtimes in this process on a net_ring link,
+// each running application code on its own thread through the public API
+// only; start-up errors are messages that name what is wrong.
+#include <catch2/catch.hpp>
+
+#include <rte_mempool.h>
+
+#include <atomic>
+#include <cstring>
+#include <vector>
+
+#include <keel/keel.hpp>
+
+#include "drivers/ring_port.hpp"
+
+using namespace keel;
+
+namespace {
+
+Config ring_config(const std::string& dev, const char* addr) {
+  Config c;
+  PortOptions p;
+  p.device = dev;
+  p.addresses = {*Ipv4Prefix::parse(addr)};
+  c.ports = {p};
+  c.pool_mbufs = 8191;
+  c.tcp.max_connections = 1024;
+  c.tcp.msl_ms = 100;
+  return c;
+}
+
+// Echo on port 7 with zero copy; a buffer that does not fit waits for writable.
+void echo_server(Stack& s) {
+  auto l = s.listen({Ipv4Address::any(), 7});
+  REQUIRE(l);
+  std::vector<Buffer> waiting(1024);
+  while (s.running()) {
+    for (const Event& e : s.poll()) {
+      Connection c = e.conn;
+      if (e.has(event::accepted)) REQUIRE(c.set_user(uint64_t(waiting.size() + 1)));
+      if (e.has(event::closed)) continue;
+      Buffer& held = waiting[e.conn.peer()->port % waiting.size()];
+      if (e.has(event::readable) || e.has(event::writable)) {
+        for (;;) {
+          if (held.empty()) {
+            auto b = c.recv();
+            if (!b || b->empty()) break;
+            held = std::move(*b);
+          }
+          if (!c.send(held)) break;  // would_block: a writable event follows
+        }
+      }
+      if (e.has(event::peer_closed) && held.empty()) (void)c.close();
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("runtime: echo between two runtimes, 1 MiB verified, pools whole", "[api][runtime]") {
+  static int serial = 0;
+  std::string link = "rt" + std::to_string(serial++);
+  REQUIRE(drivers::create_ring_link(link, 4096));
+  auto server = Runtime::create(ring_config("net_ring_" + link + "_b", "198.18.6.2/24"));
+  REQUIRE(server);
+  auto client = Runtime::create(ring_config("net_ring_" + link + "_a", "198.18.6.1/24"));
+  REQUIRE(client);
+  REQUIRE((*server)->launch(echo_server));
+
+  std::vector<uint8_t> data(1 << 20);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = uint8_t(i * 131 + 7);
+  std::vector<uint8_t> back;
+  std::atomic<int> result{0};  // 1 ok, -1 failed
+  REQUIRE((*client)->run([&](Stack& s) {
+    auto c = s.connect({Ipv4Address(198, 18, 6, 2), 7});
+    if (!c) return void(result = -1);
+    size_t sent = 0;
+    uint64_t deadline = s.now_ns() + 20'000'000'000ull;
+    while (s.running() && result == 0) {
+      if (s.now_ns() > deadline) result = -1;
+      for (const Event& e : s.poll()) {
+        if (e.has(event::closed)) result = -1;
+        if (e.has(event::readable))
+          while (auto b = c->recv()) {
+            if (b->empty()) break;
+            size_t at = back.size();
+            back.resize(at + b->size());
+            (void)b->copy_to(back.data() + at, b->size());
+          }
+      }
+      while (sent < data.size()) {
+        auto n = c->write(data.data() + sent, data.size() - sent);
+        if (!n) break;
+        sent += *n;
+      }
+      if (back.size() == data.size()) {
+        (void)c->close();
+        result = 1;
+      }
+    }
+  }));
+  CHECK(result == 1);
+  CHECK(back == data);
+  (*server)->stop();
+  (*server)->wait();
+  CHECK((*server)->stats().find("tcp_passive_opens 1") != std::string::npos);
+  CHECK((*client)->instances() == 1);
+  server->reset();  // frees everything it held
+  client->reset();
+}
+
+TEST_CASE("runtime: start-up errors name what is wrong", "[api][runtime]") {
+  Config none;
+  auto r = Runtime::create(none);
+  REQUIRE(!r);
+  CHECK(r.error().find("port") != std::string::npos);
+  Config bad = ring_config("net_no_such_port", "198.18.7.1/24");
+  r = Runtime::create(bad);
+  REQUIRE(!r);
+  CHECK(r.error().find("net_no_such_port") != std::string::npos);
+  Config cc = ring_config("0", "198.18.7.1/24");
+  cc.tcp.congestion_control = "bbr";
+  r = Runtime::create(cc);
+  REQUIRE(!r);
+  CHECK(r.error().find("bbr") != std::string::npos);
+}
