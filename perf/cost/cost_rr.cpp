@@ -73,6 +73,9 @@
 #include <string_view>
 #include <vector>
 
+#include <keel/stack.hpp>
+
+#include "api/stack_core.hpp"
 #include "drivers/eal.hpp"
 #include "drivers/ring_port.hpp"
 #include "engine/engine.hpp"
@@ -96,6 +99,10 @@ struct Options {
   uint64_t transactions = 20000;  ///< per measured phase
   uint64_t warmup = 2000;
   uint64_t step_ns = 1000;        ///< virtual time per poll
+  /// The server's echo written against the native API (keel::Stack::poll's
+  /// batched events, Connection::recv/send of Buffers) instead of TCP's
+  /// callbacks: the difference is what the API costs per transaction.
+  bool api_server = false;
 };
 
 /// The shared virtual clock (TcpStack::set_clock).
@@ -181,6 +188,45 @@ class Client final : public tcp::ConnHandler {
   size_t got_ = 0;
 };
 
+// ----- the same echo on the native API: one poll, the batch of events -----
+
+class ApiEcho {
+ public:
+  ApiEcho(engine::Instance& inst, TcpStack& tcp) : core_(inst, tcp, engine::IdleConfig{}, nullptr, 1) {
+    core_.bind_to_current_thread();
+  }
+  Result<void> listen() {
+    auto l = core_.listen(Endpoint{Ipv4Address::any(), echo_port}, ListenOptions{16});
+    if (!l) return fail(l.error());
+    return {};
+  }
+  /// One stack iteration and the echo of whatever became readable, then the
+  /// flush the next poll() would begin with (so the response leaves now).
+  void poll(uint64_t now) {
+    handle_batch();
+    core_.instance().flush(now);
+  }
+  void handle_batch() {
+    for (const Event& e : core_.poll(false)) {
+      Connection c = e.conn;
+      if (e.has(event::accepted)) accepted = true;
+      if (e.has(event::closed) && e.error != Errc::ok) ++errors;
+      if (!e.has(event::readable)) continue;
+      auto b = c.recv();
+      if (!b || b->empty()) continue;
+      if (!c.send(*b)) ++errors;  // the send buffer (1 MiB) never fills here
+      conn = c;
+    }
+  }
+  void close() { (void)conn.close(); }
+  bool accepted = false;
+  uint64_t errors = 0;
+  Connection conn;
+
+ private:
+  detail::StackCore core_;
+};
+
 enum class Collect { none, server, client };
 
 /// Both stacks and the loop that drives them.
@@ -188,7 +234,9 @@ class Bench {
  public:
   Bench(engine::Engine& a, engine::Engine& b, rte_ring* ab, rte_ring* ba, const Options& o)
       : a_(a), b_(b), ia_(*a.instances().front()), ib_(*b.instances().front()), ab_(ab),
-        ba_(ba), opt_(o), client_(a.tcp(0)), server_(b.tcp(0)) {}
+        ba_(ba), opt_(o), client_(a.tcp(0)), server_(b.tcp(0)) {
+    if (o.api_server) api_ = std::make_unique<ApiEcho>(ib_, b.tcp(0));
+  }
 
   Result<void, std::string> setup() {
     clock_.now = engine::now_ns();  // after both instances took it as their timer origin
@@ -196,15 +244,15 @@ class Bench {
     b_.tcp(0).set_clock(&Clock::read, &clock_);
     ia_.start(clock_.now);
     ib_.start(clock_.now);
-    auto l = b_.tcp(0).listen(net::Ipv4Addr{}, echo_port, 16, &server_);
+    auto l = api_ ? api_->listen() : b_.tcp(0).listen(net::Ipv4Addr{}, echo_port, 16, &server_).has_value()
+                                         ? Result<void>{} : fail(Errc::already_exists);
     if (!l) return err("listen: " + std::string(to_string(l.error())));
     // Gratuitous ARP both ways, then ARP for the server, SYN, SYN-ACK, ACK.
     for (int i = 0; i < 8; ++i) poll_both();
     auto c = a_.tcp(0).connect(server_ip, echo_port, &client_, client_port);
     if (!c) return err("connect: " + std::string(to_string(c.error())));
     client_.tcb = *c;
-    for (int i = 0; i < 100 && !(client_.connected && server_.conn.tcb != nullptr); ++i)
-      poll_both();
+    for (int i = 0; i < 100 && !(client_.connected && server_accepted()); ++i) poll_both();
     if (!client_.connected) return err("the connection did not open");
     return {};
   }
@@ -263,12 +311,14 @@ class Bench {
     return ph;
   }
 
-  uint64_t errors() const { return client_.errors + server_.conn.errors; }
+  uint64_t errors() const { return client_.errors + server_.conn.errors + (api_ ? api_->errors : 0); }
+  bool server_accepted() const { return api_ ? api_->accepted : server_.conn.tcb != nullptr; }
 
   /// Orderly close (client first) and a few polls so both ends see it.
   void close() {
     if (client_.tcb != nullptr && !client_.closed) a_.tcp(0).close(*client_.tcb);
     if (server_.conn.tcb != nullptr) b_.tcp(0).close(*server_.conn.tcb);
+    if (api_) api_->close();
     for (int i = 0; i < 8; ++i) poll_both();
   }
 
@@ -279,7 +329,8 @@ class Bench {
   [[gnu::noinline]] void poll_server(Collect who) {
     clock_.now += opt_.step_ns;
     if (who == Collect::server) CALLGRIND_TOGGLE_COLLECT;
-    ib_.poll(clock_.now);
+    if (api_) api_->poll(clock_.now);  // the core reads the same clock (TcpStack::clock_now)
+    else ib_.poll(clock_.now);
     if (who == Collect::server) CALLGRIND_TOGGLE_COLLECT;
   }
   [[gnu::noinline]] void poll_client(Collect who) {
@@ -303,6 +354,7 @@ class Bench {
   Clock clock_;
   Client client_;
   EchoListener server_;
+  std::unique_ptr<ApiEcho> api_;  // --server api: replaces server_
 };
 
 Result<std::unique_ptr<engine::Engine>, std::string> make_engine(const std::string& dev,
@@ -328,8 +380,10 @@ bool parse_u64(const char* s, uint64_t& out) {
 
 void usage() {
   std::fprintf(stderr,
-               "usage: cost_rr [--transactions N] [--warmup N] [--step-ns NS]\n"
+               "usage: cost_rr [--transactions N] [--warmup N] [--step-ns NS] [--server tcp|api]\n"
                "  64-byte request/response between two keel stacks in one thread.\n"
+               "  --server api: the server's echo on the native API (batched events, Buffers)\n"
+               "  instead of TCP callbacks (tcp, the default).\n"
                "  Run under perf/cost/run-cost.sh (callgrind) for instructions per transaction;\n"
                "  alone it prints wall-clock ns per transaction. By hand under callgrind, pass\n"
                "  --instr-atstart=no --collect-atstart=no: collection is toggled around one\n"
@@ -427,6 +481,11 @@ int main(int argc, char** argv) {
                     : a == "--step-ns"    ? &opt.step_ns
                                           : nullptr;
     if (a == "-h" || a == "--help") return keel::perf::usage(), 0;
+    if (a == "--server" && i + 1 < argc && (std::string_view(argv[i + 1]) == "api" ||
+                                            std::string_view(argv[i + 1]) == "tcp")) {
+      opt.api_server = std::string_view(argv[++i]) == "api";
+      continue;
+    }
     if (dst == nullptr || i + 1 >= argc || !keel::perf::parse_u64(argv[++i], *dst)) {
       keel::perf::usage();
       return 2;

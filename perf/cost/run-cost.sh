@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: BSD-3-Clause
-# perf/cost/run-cost.sh [--quick] [--transactions N] [--build-dir DIR] [--no-build]
+# perf/cost/run-cost.sh [--quick] [--transactions N] [--build-dir DIR] [--no-build] [--server tcp|api]
 #
 # Benchmark 5 of issue 7, "Cost": CPU instructions per 64 B request/response on
 # the keel server. Runs perf/cost/cost_rr (two keel stacks in one thread over
@@ -28,6 +28,10 @@
 # echo server divided by its transactions, and keel's the same on keel-pmd; the
 # ratio would then be kernel/keel (fewer instructions is better for keel).
 #
+# --server api: the server's echo is written against the native API (batched
+# events, Buffers; include/keel/stack.hpp) instead of TCP's callbacks; the
+# difference between the two figures is what the API layer costs.
+#
 # --quick: 5,000 transactions per side (a few seconds under callgrind);
 # default 50,000. The counts are the same per transaction either way (steady
 # state after the warm-up); two runs agree to better than 0.1%.
@@ -38,9 +42,10 @@ repo=$(cd "$here/../.." && pwd)
 build_dir="$repo/build"
 transactions=50000
 do_build=1
+server_kind=tcp
 
 usage() {
-  echo "usage: $0 [--quick] [--transactions N] [--build-dir DIR] [--no-build]" >&2
+  echo "usage: $0 [--quick] [--transactions N] [--build-dir DIR] [--no-build] [--server tcp|api]" >&2
   exit 2
 }
 while [ $# -gt 0 ]; do
@@ -49,6 +54,8 @@ while [ $# -gt 0 ]; do
     --transactions) [ $# -ge 2 ] || usage; transactions=$2; shift ;;
     --build-dir) [ $# -ge 2 ] || usage; build_dir=$2; shift ;;
     --no-build) do_build=0 ;;
+    --server) [ $# -ge 2 ] || usage; server_kind=$2; shift
+      case "$server_kind" in tcp|api) ;; *) usage ;; esac ;;
     -h|--help) usage ;;
     *) usage ;;
   esac
@@ -83,7 +90,7 @@ echo "cost: cost_rr under callgrind, $transactions transactions per side ..."
 start=$(date +%s.%N)
 if ! valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no \
     --callgrind-out-file="$tmp/cg.out" --log-file="$tmp/valgrind.log" \
-    "$bin" --transactions "$transactions" >"$tmp/stdout" 2>"$tmp/stderr"; then
+    "$bin" --transactions "$transactions" --server "$server_kind" >"$tmp/stdout" 2>"$tmp/stderr"; then
   cat "$tmp/stdout" "$tmp/stderr" >&2
   tail -5 "$tmp/valgrind.log" >&2
   fail "cost_rr exited with an error"
