@@ -46,6 +46,7 @@ Instance::~Instance() {
   while (rte_ring_sc_dequeue(control_, &item) == 0)
     delete static_cast<std::function<void(Instance&)>*>(item);
   timers_.cancel(reass_timer_);
+  steer_discard();
   for (auto& ifc : ifaces_) {
     ifc->arp.for_each([&](net::ArpEntry& e) { timers_.cancel(e.timer); });
     ifc->queue.discard();
@@ -77,6 +78,7 @@ unsigned Instance::poll(uint64_t now_ns) {
   unsigned work = 0;
   rte_mbuf* pkts[rx_burst];
   for (auto& ifc : ifaces_) {
+    if (!ifc->queue.receives()) continue;  // a port with fewer queues than instances
     uint16_t n = ifc->queue.rx(pkts, rx_burst, now_ns);
     // Prefetch a few frames ahead while handling the current one (DPDK l3fwd).
     for (uint16_t j = 0; j < n && j < 3; ++j) rte_prefetch0(rte_pktmbuf_mtod(pkts[j], void*));
@@ -86,6 +88,7 @@ unsigned Instance::poll(uint64_t now_ns) {
     }
     work += n;
   }
+  work += steer_drain(now_ns);
   if (rte_ring_count(control_) != 0) {
     run_control();
     ++work;
@@ -96,6 +99,7 @@ unsigned Instance::poll(uint64_t now_ns) {
 }
 
 void Instance::flush(uint64_t now_ns) {
+  steer_flush();
   for (auto& ifc : ifaces_) ifc->queue.flush(now_ns);
 }
 

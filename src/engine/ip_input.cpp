@@ -48,10 +48,21 @@ void Instance::ip_input(rte_mbuf* m, Interface& ifc, uint64_t now_ns) {
       (src.is_any() && !ip->dst().is_broadcast()))
     return drop(Counter::ip_bad_source);
   if (!ifc.accepts(ip->dst())) return drop(Counter::ip_not_for_us);
+  ip_accept(m, ifc, now_ns);
+}
 
-  if (ip->is_fragment()) {
+// A valid datagram for us (data at its IPv4 header, header contiguous): each
+// step runs on the instance that owns it (engine/flow_steering.hpp). A
+// fragment goes to the owner of its addresses, which reassembles; the whole
+// datagram then goes to the owner of its flow. What another instance owns is
+// handed over (steer_away) and resumes here on that instance.
+void Instance::ip_accept(rte_mbuf* m, Interface& ifc, uint64_t now_ns) {
+  if (steer_away(m, ifc)) return;
+  const uint8_t* h = rte_pktmbuf_mtod(m, const uint8_t*);
+  if (net::load_be16(h + net::ipv4_field::flags_frag) & (net::ipv4_flag_mf | net::ipv4_frag_offset_mask)) {
     m = reass_.insert(m, now_ns);  // counts ip_frag_in and the outcome
     if (m == nullptr) return;
+    if (steer_away(m, ifc)) return;
   }
   ip_deliver(m, ifc, now_ns);
 }
