@@ -89,7 +89,13 @@ Result<Port, std::string> Port::start(uint16_t port_id, const PortConfig& cfg,
   rte_eth_dev_info info{};
   if (int rc = rte_eth_dev_info_get(port_id, &info); rc != 0)
     return port_error(port_id, "rte_eth_dev_info_get", rc);
-  const uint16_t offered = std::min(info.max_rx_queues, info.max_tx_queues);
+  uint16_t offered = std::min(info.max_rx_queues, info.max_tx_queues);
+  // net_memif's queues are rings the two ends share, as many as the client made: an
+  // end with more queues than its peer polls rings that are not there (seen: each
+  // frame received on both queues). The peer's count is not known here, so a memif
+  // port that may have fewer runs one queue and the stack steers in software.
+  if (cfg.fewer_queues_ok && info.driver_name != nullptr && std::strcmp(info.driver_name, "net_memif") == 0)
+    offered = 1;
   const uint16_t queues = cfg.fewer_queues_ok ? std::clamp<uint16_t>(offered, 1, cfg.queues) : cfg.queues;
   if (queues == 0 || queues > offered) {
     return Unexpected<std::string>{
