@@ -155,6 +155,7 @@ void Instance::run_control() {
 
 size_t Instance::held_frames() const {
   size_t n = reass_.pending();  // datagrams in reassembly, one each
+  for (const auto& out : steer_out_) n += out.n;  // gathered for another instance
   for (const auto& ifc : ifaces_) {
     n += ifc->queue.pending();
     const_cast<net::ArpCache&>(ifc->arp).for_each([&](net::ArpEntry& e) { n += e.pending.size(); });

@@ -203,6 +203,18 @@ class Rig {
 
 uint16_t owner_of_syn(const FlowSteering& s, uint16_t sport) { return s.owner(peer_ip, our_ip, sport, 7); }
 
+/// The instance that owns the peer's address pair (fragments and ICMP go there
+/// first), and a peer port whose flow to our port 7 the other instance owns.
+struct SplitFlow {
+  uint16_t pair_owner, flow_owner, peer_port;
+};
+SplitFlow split_flow(const FlowSteering& s) {
+  SplitFlow f{s.owner(peer_ip, our_ip), 0, 30000};
+  while (owner_of_syn(s, f.peer_port) == f.pair_owner) ++f.peer_port;
+  f.flow_owner = owner_of_syn(s, f.peer_port);
+  return f;
+}
+
 TEST_CASE("steering: one RX queue, instance 0 receives everything and dispatches", "[steer]") {
   Rig rig(1);
   REQUIRE(rig.engine().ports()[0].queues() == 1);
@@ -257,24 +269,22 @@ TEST_CASE("steering: one RX queue, instance 0 receives everything and dispatches
 
   SECTION("a fragmented segment is reassembled by its addresses' owner, delivered to its flow's") {
     rig.learn_peer();
-    const uint16_t w = rig.steering().owner(peer_ip, our_ip);
-    uint16_t sport = 30000;
-    while (owner_of_syn(rig.steering(), sport) == w) ++sport;
+    const SplitFlow f = split_flow(rig.steering());
     Ip ip;
     ip.protocol = 6;
-    for (const auto& f : fragments(ip, tcp_syn(peer_ip, our_ip, sport, 7, pattern(40)), 24)) rig.rx(0, f);
+    for (const auto& frag : fragments(ip, tcp_syn(peer_ip, our_ip, f.peer_port, 7, pattern(40)), 24))
+      rig.rx(0, frag);
     rig.settle();
-    CHECK(rig.count(w, Counter::ip_reassembled) == 1);
-    CHECK(rig.count(1 - w, Counter::ip_reassembled) == 0);
-    CHECK(rig.tcp(1 - w).connections() == 1);
-    CHECK(rig.tcp(w).connections() == 0);
+    CHECK(rig.count(f.pair_owner, Counter::ip_reassembled) == 1);
+    CHECK(rig.count(f.flow_owner, Counter::ip_reassembled) == 0);
+    CHECK(rig.tcp(f.flow_owner).connections() == 1);
+    CHECK(rig.tcp(f.pair_owner).connections() == 0);
   }
 
   SECTION("an ICMP error reaches the instance that owns the quoted flow") {
     rig.learn_peer();
-    const uint16_t w = rig.steering().owner(peer_ip, our_ip);
-    uint16_t peer_port = 30000;
-    while (owner_of_syn(rig.steering(), peer_port) == w) ++peer_port;
+    const SplitFlow f = split_flow(rig.steering());
+    const uint16_t peer_port = f.peer_port;
     // What we would have sent: our_ip:7 -> peer_ip:peer_port.
     Ip quoted;
     quoted.src = our_ip;
@@ -286,8 +296,8 @@ TEST_CASE("steering: one RX queue, instance 0 receives everything and dispatches
     outer.protocol = 1;
     rig.rx(0, ether(our_mac, peer_mac, 0x0800, ipv4(outer, icmp(3, 1, 0, q))));
     rig.settle();
-    CHECK(rig.count(1 - w, Counter::icmp_errors_in) == 1);
-    CHECK(rig.count(w, Counter::icmp_errors_in) == 0);
+    CHECK(rig.count(f.flow_owner, Counter::icmp_errors_in) == 1);
+    CHECK(rig.count(f.pair_owner, Counter::icmp_errors_in) == 0);
   }
 
   SECTION("active opens on instance 1 pick ports that hash to instance 1") {
