@@ -41,7 +41,7 @@ void PortQueue::set_faults(const FaultConfig* rx, const FaultConfig* tx) {
 }
 
 uint16_t PortQueue::rx(rte_mbuf** pkts, uint16_t n, uint64_t now_ns) {
-  if (tx_handoff_ != nullptr) return 0;  // the queue is another instance's
+  if (tx_handoff_ != nullptr) return 0;  // the queue is another instance's: receive nothing
   if (!rx_fault_) {
     uint16_t got = rte_eth_rx_burst(port_id_, queue_id_, pkts, n);
     return got;

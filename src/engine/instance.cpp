@@ -78,7 +78,6 @@ unsigned Instance::poll(uint64_t now_ns) {
   unsigned work = 0;
   rte_mbuf* pkts[rx_burst];
   for (auto& ifc : ifaces_) {
-    if (!ifc->queue.receives()) continue;  // a port with fewer queues than instances
     uint16_t n = ifc->queue.rx(pkts, rx_burst, now_ns);
     // Prefetch a few frames ahead while handling the current one (DPDK l3fwd).
     for (uint16_t j = 0; j < n && j < 3; ++j) rte_prefetch0(rte_pktmbuf_mtod(pkts[j], void*));
@@ -88,7 +87,7 @@ unsigned Instance::poll(uint64_t now_ns) {
     }
     work += n;
   }
-  work += steer_drain(now_ns);
+  if (steer_ != nullptr) work += steer_drain(now_ns);
   if (rte_ring_count(control_) != 0) {
     run_control();
     ++work;
@@ -99,7 +98,7 @@ unsigned Instance::poll(uint64_t now_ns) {
 }
 
 void Instance::flush(uint64_t now_ns) {
-  steer_flush();
+  if (steer_ != nullptr) steer_flush();
   for (auto& ifc : ifaces_) ifc->queue.flush(now_ns);
 }
 

@@ -193,6 +193,7 @@ class Instance {
  private:
   void ip_input(rte_mbuf* m, Interface& ifc, uint64_t now_ns);
   void ip_accept(rte_mbuf* m, Interface& ifc, uint64_t now_ns);
+  void ip_accept_steered(rte_mbuf* m, Interface& ifc, uint64_t now_ns);
   void ip_deliver(rte_mbuf* m, Interface& ifc, uint64_t now_ns);
   void icmp_input(rte_mbuf* m, const Ipv4Meta& ip, uint64_t now_ns);
   void icmp_error_input(const uint8_t* msg, size_t len, const Ipv4Meta& ip, uint64_t now_ns);
