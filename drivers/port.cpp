@@ -6,6 +6,7 @@
 #include <rte_ethdev.h>
 #include <rte_interrupts.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <chrono>
@@ -50,6 +51,19 @@ void on_interrupt_thread(F&& fn) {
   while (!call.done.load(std::memory_order_acquire))
     std::this_thread::sleep_for(std::chrono::microseconds(100));
 }
+
+// RETA entry i -> queue i % queues (engine::FlowSteering's table, in hardware).
+bool program_reta(uint16_t port_id, uint16_t reta_size, uint16_t queues) {
+  if (reta_size == 0 || reta_size % RTE_ETH_RETA_GROUP_SIZE != 0 ||
+      reta_size > RTE_ETH_RSS_RETA_SIZE_512 || (reta_size & (reta_size - 1)) != 0)
+    return false;
+  rte_eth_rss_reta_entry64 conf[RTE_ETH_RSS_RETA_SIZE_512 / RTE_ETH_RETA_GROUP_SIZE]{};
+  for (uint16_t i = 0; i < reta_size; ++i) {
+    conf[i / RTE_ETH_RETA_GROUP_SIZE].mask |= uint64_t(1) << (i % RTE_ETH_RETA_GROUP_SIZE);
+    conf[i / RTE_ETH_RETA_GROUP_SIZE].reta[i % RTE_ETH_RETA_GROUP_SIZE] = uint16_t(i % queues);
+  }
+  return rte_eth_dev_rss_reta_update(port_id, conf, reta_size) == 0;
+}
 }  // namespace
 
 Result<uint16_t, std::string> Port::find(const std::string& name) {
@@ -75,16 +89,23 @@ Result<Port, std::string> Port::start(uint16_t port_id, const PortConfig& cfg,
   rte_eth_dev_info info{};
   if (int rc = rte_eth_dev_info_get(port_id, &info); rc != 0)
     return port_error(port_id, "rte_eth_dev_info_get", rc);
-  if (cfg.queues == 0 || cfg.queues > info.max_rx_queues || cfg.queues > info.max_tx_queues) {
+  uint16_t offered = std::min(info.max_rx_queues, info.max_tx_queues);
+  // net_memif's queues are rings the two ends share, as many as the client made: an
+  // end with more queues than its peer polls rings that are not there (seen: each
+  // frame received on both queues). The peer's count is not known here, so a memif
+  // port that may have fewer runs one queue and the stack steers in software.
+  if (cfg.fewer_queues_ok && info.driver_name != nullptr && std::strcmp(info.driver_name, "net_memif") == 0)
+    offered = 1;
+  const uint16_t queues = cfg.fewer_queues_ok ? std::clamp<uint16_t>(offered, 1, cfg.queues) : cfg.queues;
+  if (queues == 0 || queues > offered) {
     return Unexpected<std::string>{
         "port " + std::to_string(port_id) + " (" + info.driver_name + "): " +
-        std::to_string(cfg.queues) + " queues requested, the driver offers " +
-        std::to_string(std::min(info.max_rx_queues, info.max_tx_queues))};
+        std::to_string(cfg.queues) + " queues requested, the driver offers " + std::to_string(offered)};
   }
 
   Port port;
   port.id_ = port_id;
-  port.queues_ = cfg.queues;
+  port.queues_ = queues;
   char name[RTE_ETH_NAME_MAX_LEN];
   if (rte_eth_dev_get_name_by_port(port_id, name) == 0) port.name_ = name;
 
@@ -115,7 +136,7 @@ Result<Port, std::string> Port::start(uint16_t port_id, const PortConfig& cfg,
 
   // RSS with the symmetric key, when the port has several queues and hashes TCP/IPv4.
   static uint8_t key[64];
-  if (cfg.queues > 1 && (info.flow_type_rss_offloads & RTE_ETH_RSS_NONFRAG_IPV4_TCP) &&
+  if (queues > 1 && (info.flow_type_rss_offloads & RTE_ETH_RSS_NONFRAG_IPV4_TCP) &&
       info.hash_key_size <= sizeof key) {
     for (size_t i = 0; i < sizeof key; ++i) key[i] = symmetric_rss_key[i % 2];
     conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
@@ -127,14 +148,14 @@ Result<Port, std::string> Port::start(uint16_t port_id, const PortConfig& cfg,
     caps.rss = true;
   }
 
-  if (int rc = rte_eth_dev_configure(port_id, cfg.queues, cfg.queues, &conf); rc != 0)
+  if (int rc = rte_eth_dev_configure(port_id, queues, queues, &conf); rc != 0)
     return port_error(port_id, "rte_eth_dev_configure", rc);
   uint16_t rxd = cfg.rx_desc, txd = cfg.tx_desc;
   if (int rc = rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &rxd, &txd); rc != 0)
     return port_error(port_id, "rte_eth_dev_adjust_nb_rx_tx_desc", rc);
   int socket = rte_eth_dev_socket_id(port_id);
   if (socket < 0) socket = SOCKET_ID_ANY;
-  for (uint16_t q = 0; q < cfg.queues; ++q) {
+  for (uint16_t q = 0; q < queues; ++q) {
     rte_eth_rxconf rxconf = info.default_rxconf;
     rxconf.offloads = conf.rxmode.offloads;
     if (int rc = rte_eth_rx_queue_setup(port_id, q, rxd, unsigned(socket), &rxconf, pool); rc != 0)
@@ -152,6 +173,13 @@ Result<Port, std::string> Port::start(uint16_t port_id, const PortConfig& cfg,
   if (rte_eth_dev_get_mtu(port_id, &mtu) == 0 && mtu >= 576) port.mtu_ = mtu;
   if (int rc = rte_eth_dev_start(port_id); rc != 0)
     return port_error(port_id, "rte_eth_dev_start", rc);
+  if (caps.rss) {
+    // Our RETA, so that software knows which queue a flow lands on; a port whose
+    // table cannot be set hashes somewhere we cannot predict (the stack's software
+    // steering then corrects it).
+    port.reta_size_ = program_reta(port_id, info.reta_size, queues) ? info.reta_size : 0;
+    caps.rss = port.reta_size_ != 0;
+  }
   if (cfg.promiscuous) (void)rte_eth_promiscuous_enable(port_id);
   // Multicast is not used, but allmulti keeps ARP working on PMDs that filter
   // by default; failure is harmless.

@@ -25,11 +25,15 @@ struct OffloadCaps {
   bool tx_udp_cksum = false;
   bool tx_tso = false;         ///< TCP segmentation offload
   bool tx_multi_seg = false;   ///< TX accepts chained mbufs
-  bool rss = false;            ///< RSS over several RX queues with our symmetric key
+  /// RSS over several RX queues with our symmetric key and our RETA (entry i -> queue
+  /// i % queues, programmed at start): the port's choice of queue is predictable.
+  bool rss = false;
 };
 
 struct PortConfig {
   uint16_t queues = 1;          ///< RX/TX queue pairs, one per instance
+  /// Start with fewer queues when the driver offers fewer (at least 1) instead of failing.
+  bool fewer_queues_ok = false;
   uint16_t rx_desc = 1024;
   uint16_t tx_desc = 1024;
   uint16_t mtu = 1500;          ///< 0: keep the PMD's default
@@ -63,6 +67,8 @@ class Port {
   net::MacAddr mac() const { return mac_; }
   uint16_t mtu() const { return mtu_; }
   uint16_t queues() const { return queues_; }
+  /// Entries of the RETA programmed at start (0 unless caps().rss).
+  uint16_t reta_size() const { return reta_size_; }
   const OffloadCaps& caps() const { return caps_; }
   std::string driver() const;
   /// "up 10000 Mbps full-duplex" or "down".
@@ -74,6 +80,7 @@ class Port {
   net::MacAddr mac_;
   uint16_t mtu_ = 1500;
   uint16_t queues_ = 1;
+  uint16_t reta_size_ = 0;
   OffloadCaps caps_;
 };
 

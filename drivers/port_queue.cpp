@@ -3,6 +3,7 @@
 
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
+#include <rte_ring.h>
 
 #include <algorithm>
 
@@ -27,7 +28,9 @@ PortQueue::PortQueue(PortQueue&& o) noexcept
       bl_head_(o.bl_head_),
       bl_len_(o.bl_len_),
       rx_fault_(std::move(o.rx_fault_)),
-      tx_fault_(std::move(o.tx_fault_)) {
+      tx_fault_(std::move(o.tx_fault_)),
+      tx_handoff_(o.tx_handoff_),
+      tx_inbox_(o.tx_inbox_) {
   o.tx_len_ = 0;
   o.bl_len_ = 0;
 }
@@ -38,6 +41,7 @@ void PortQueue::set_faults(const FaultConfig* rx, const FaultConfig* tx) {
 }
 
 uint16_t PortQueue::rx(rte_mbuf** pkts, uint16_t n, uint64_t now_ns) {
+  if (tx_handoff_ != nullptr) return 0;  // the queue is another instance's: receive nothing
   if (!rx_fault_) {
     uint16_t got = rte_eth_rx_burst(port_id_, queue_id_, pkts, n);
     return got;
@@ -61,14 +65,32 @@ void PortQueue::flush(uint64_t now_ns) {
     tx_len_ = 0;
     if (n < burst * 2) n += tx_fault_->drain(out + n, uint16_t(burst * 2 - n), now_ns);
     transmit(out, n);
-    return;
+  } else {
+    transmit(tx_buf_.data(), tx_len_);
+    tx_len_ = 0;
   }
-  transmit(tx_buf_.data(), tx_len_);
-  tx_len_ = 0;
+  if (tx_inbox_ != nullptr) drain_inbox();
+}
+
+void PortQueue::drain_inbox() {
+  // Stop once the port pushes back: the rest waits in the ring (their senders
+  // see it fill and hold or drop, counted on their side).
+  while (bl_len_ == 0) {
+    rte_mbuf* in[burst];
+    unsigned k = rte_ring_sc_dequeue_burst(tx_inbox_, reinterpret_cast<void**>(in), burst, nullptr);
+    if (k == 0) return;
+    transmit(in, uint16_t(k));
+  }
 }
 
 uint16_t PortQueue::burst_out(rte_mbuf** pkts, uint16_t n) {
   // Byte count first: once the port has a frame, it may already be gone.
+  if (tx_handoff_ != nullptr) {
+    uint16_t handed =
+        uint16_t(rte_ring_mp_enqueue_burst(tx_handoff_, reinterpret_cast<void**>(pkts), n, nullptr));
+    counters_->inc(Counter::steer_tx_handoff, handed);
+    return handed;
+  }
   uint64_t bytes = 0;
   for (uint16_t i = 0; i < n; ++i) bytes += pkts[i]->pkt_len;
   uint16_t sent = rte_eth_tx_burst(port_id_, queue_id_, pkts, n);
@@ -110,6 +132,7 @@ size_t PortQueue::pending() const {
 
 uint64_t PortQueue::next_due_ns() const {
   if (bl_len_ > 0) return 0;  // the backlog goes as soon as the ring has room
+  if (tx_inbox_ != nullptr && rte_ring_count(tx_inbox_) != 0) return 0;
   uint64_t t = UINT64_MAX;
   if (rx_fault_) t = std::min(t, rx_fault_->next_due_ns());
   if (tx_fault_) t = std::min(t, tx_fault_->next_due_ns());

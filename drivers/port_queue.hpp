@@ -10,6 +10,11 @@
 /// ring that fills for a moment (a peer polling a little late) costs a little
 /// delay, not a loss that TCP would have to recover. Frames beyond the backlog
 /// are freed and counted, never leaked or silently lost.
+///
+/// A port with fewer queues than instances: an instance without a queue of its
+/// own receives nothing on the port and transmits through a ring (MP/SC) into
+/// the instance that owns the queue, whose flush() sends what is in its inbox.
+/// Each TX queue thus has one thread calling tx_burst, as ethdev requires.
 
 #include <array>
 #include <cstdint>
@@ -18,6 +23,7 @@
 #include "engine/counters.hpp"
 
 struct rte_mbuf;
+struct rte_ring;
 
 namespace keel::drivers {
 
@@ -37,6 +43,14 @@ class PortQueue {
 
   /// Installs fault injection on receive and/or transmit (nullptr cfg: none).
   void set_faults(const FaultConfig* rx, const FaultConfig* tx);
+
+  /// This instance has no queue of its own on the port: it receives nothing and
+  /// transmits into `ring`, drained by the queue's owner (its set_tx_inbox).
+  void set_tx_handoff(rte_ring* ring) { tx_handoff_ = ring; }
+  /// Frames other instances transmit on this queue (their set_tx_handoff ring).
+  void set_tx_inbox(rte_ring* ring) { tx_inbox_ = ring; }
+  /// False when the instance has no RX queue on the port (set_tx_handoff).
+  bool receives() const { return tx_handoff_ == nullptr; }
 
   /// Receives up to `n` frames (after RX fault injection, if any).
   uint16_t rx(rte_mbuf** pkts, uint16_t n, uint64_t now_ns);
@@ -61,6 +75,8 @@ class PortQueue {
   uint16_t burst_out(rte_mbuf** pkts, uint16_t n);
   /// Sends from the backlog's head until the port takes no more.
   void drain_backlog();
+  /// Transmits what other instances handed to this queue, while the port takes it.
+  void drain_inbox();
   void backlog_push(rte_mbuf* m) {
     backlog_[(bl_head_ + bl_len_) % backlog_max] = m;
     ++bl_len_;
@@ -75,6 +91,8 @@ class PortQueue {
   uint32_t bl_head_ = 0, bl_len_ = 0;
   std::unique_ptr<FaultInjector> rx_fault_;
   std::unique_ptr<FaultInjector> tx_fault_;
+  rte_ring* tx_handoff_ = nullptr;  // not owned
+  rte_ring* tx_inbox_ = nullptr;    // not owned
 };
 
 }  // namespace keel::drivers

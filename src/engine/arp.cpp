@@ -55,7 +55,7 @@ void Instance::send_arp_request(Interface& ifc, Ipv4Addr target, MacAddr dst_mac
   send_ether(ifc, m, dst_mac, net::ethertype_arp, now_ns);
 }
 
-void Instance::arp_input(rte_mbuf* m, Interface& ifc, uint64_t now_ns) {
+void Instance::arp_input(rte_mbuf* m, Interface& ifc, uint64_t now_ns, bool from_port) {
   net::ArpError err{};
   // The message must be contiguous for the parser (a chain may split it).
   if (!make_contiguous(m, std::min<uint32_t>(m->pkt_len, net::arp_len))) {
@@ -78,32 +78,17 @@ void Instance::arp_input(rte_mbuf* m, Interface& ifc, uint64_t now_ns) {
     rte_pktmbuf_free(m);
     return;
   }
-  counters_.inc(arp->oper == net::arp_request ? Counter::arp_requests_in : Counter::arp_replies_in);
-  bool for_us = ifc.owns(arp->tpa);
-  bool usable_sender = !arp->spa.is_any() && !arp->sha.is_multicast() && !ifc.owns(arp->spa);
-
-  // RFC 826 merge: update an entry we already have; add one if the message is for us.
-  if (usable_sender) {
-    ArpEntry* e = ifc.arp.find(arp->spa);
-    if (e == nullptr && for_us) {
-      e = ifc.arp.create(arp->spa);
-      if (e == nullptr) counters_.inc(Counter::arp_table_full);
-      else e->iface = ifc.index, e->owner = this;
-    }
-    if (e != nullptr) {
-      e->mac = arp->sha;
-      e->state = ArpEntry::State::reachable;
-      e->probes = 0;
-      e->timer.set_callback(&Instance::arp_timer_fired, e);
-      timers_.schedule(e->timer, now_ns + ifc.arp.config().reachable_ns);
-      for (rte_mbuf* waiting : e->pending) {
-        fill_dst_mac(waiting, e->mac);
-        ifc.queue.send(waiting, now_ns);
-      }
-      e->pending.clear();
-    }
+  if (!from_port) {
+    // A copy of what another instance received: learn from it, answer nothing (the
+    // receiver does), count nothing twice.
+    arp_learn(*arp, ifc, now_ns);
+    rte_pktmbuf_free(m);
+    return;
   }
-
+  arp_replicate(m, ifc);  // every instance keeps its own cache: each sees every message
+  counters_.inc(arp->oper == net::arp_request ? Counter::arp_requests_in : Counter::arp_replies_in);
+  arp_learn(*arp, ifc, now_ns);
+  bool for_us = ifc.owns(arp->tpa);
   if (arp->oper == net::arp_request) {
     if (!for_us) {
       // A gratuitous announcement (sender == target) is not a question to anyone.
@@ -130,6 +115,30 @@ void Instance::arp_input(rte_mbuf* m, Interface& ifc, uint64_t now_ns) {
     return;
   }
   rte_pktmbuf_free(m);
+}
+
+void Instance::arp_learn(const net::ArpRepr& arp, Interface& ifc, uint64_t now_ns) {
+  bool for_us = ifc.owns(arp.tpa);
+  bool usable_sender = !arp.spa.is_any() && !arp.sha.is_multicast() && !ifc.owns(arp.spa);
+  if (!usable_sender) return;
+  // RFC 826 merge: update an entry we already have; add one if the message is for us.
+  ArpEntry* e = ifc.arp.find(arp.spa);
+  if (e == nullptr && for_us) {
+    e = ifc.arp.create(arp.spa);
+    if (e == nullptr) counters_.inc(Counter::arp_table_full);
+    else e->iface = ifc.index, e->owner = this;
+  }
+  if (e == nullptr) return;
+  e->mac = arp.sha;
+  e->state = ArpEntry::State::reachable;
+  e->probes = 0;
+  e->timer.set_callback(&Instance::arp_timer_fired, e);
+  timers_.schedule(e->timer, now_ns + ifc.arp.config().reachable_ns);
+  for (rte_mbuf* waiting : e->pending) {
+    fill_dst_mac(waiting, e->mac);
+    ifc.queue.send(waiting, now_ns);
+  }
+  e->pending.clear();
 }
 
 void Instance::resolve_and_send(Interface& ifc, Ipv4Addr next_hop, rte_mbuf* m, uint64_t now_ns) {

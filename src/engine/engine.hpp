@@ -5,6 +5,14 @@
 /// poll loop. Instance i owns queue i of every port. Instances run on EAL worker
 /// lcores; with no worker lcore (e.g. `-l 0`) one instance runs on a registered
 /// non-EAL thread so the main thread stays free for the caller (keel-pmd's CLI).
+///
+/// Several instances: every flow has one owner (engine/flow_steering.hpp), the
+/// same table in software and, on a port with RSS, in the port's RETA. A port
+/// gets as many queues as instances when its driver offers them, else fewer:
+/// instance i >= queues then receives nothing there and transmits through a
+/// ring into the instance owning queue i % queues. Whatever arrives on a queue
+/// whose instance does not own the flow is handed to the owner over its
+/// steering ring (engine/steer.cpp).
 
 #include <atomic>
 #include <functional>
@@ -17,11 +25,13 @@
 
 #include "drivers/fault_injector.hpp"
 #include "drivers/port.hpp"
+#include "engine/flow_steering.hpp"
 #include "engine/idle_policy.hpp"
 #include "engine/instance.hpp"
 #include "tcp/tcp_stack.hpp"
 
 struct rte_mempool;
+struct rte_ring;
 
 namespace keel::engine {
 
@@ -77,18 +87,26 @@ class Engine {
   tcp::TcpStack& tcp(size_t i) { return *tcp_[i]; }
   std::vector<drivers::Port>& ports() { return ports_; }
   rte_mempool* pool() const { return pool_; }
+  /// Who owns which flow (nullptr with one instance).
+  const FlowSteering* steering() const { return steering_.get(); }
 
  private:
   Engine() = default;
   static int lcore_main(void* arg);
   void run_instance(Instance& inst);
   InstanceMain body_;
+  Result<void, std::string> create_steering();
+  /// Frees the frames left on the steering and TX hand-off rings, and the rings.
+  void free_rings();
 
   EngineConfig cfg_;
   rte_mempool* pool_ = nullptr;
   std::vector<drivers::Port> ports_;
   std::vector<std::unique_ptr<Instance>> instances_;
   std::vector<std::unique_ptr<tcp::TcpStack>> tcp_;  // tcp_[i] serves instances_[i]
+  std::unique_ptr<FlowSteering> steering_;
+  std::vector<rte_ring*> steer_rings_;               // [i]: instance i's incoming (MP/SC)
+  std::vector<std::vector<rte_ring*>> tx_rings_;     // [port][queue]: hand-off into the queue's owner
   std::vector<unsigned> lcores_;   // worker lcore per instance (or none: thread)
   std::vector<std::thread> threads_;
   std::atomic<bool> running_{false};

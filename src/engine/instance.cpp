@@ -46,6 +46,7 @@ Instance::~Instance() {
   while (rte_ring_sc_dequeue(control_, &item) == 0)
     delete static_cast<std::function<void(Instance&)>*>(item);
   timers_.cancel(reass_timer_);
+  steer_discard();
   for (auto& ifc : ifaces_) {
     ifc->arp.for_each([&](net::ArpEntry& e) { timers_.cancel(e.timer); });
     ifc->queue.discard();
@@ -86,6 +87,7 @@ unsigned Instance::poll(uint64_t now_ns) {
     }
     work += n;
   }
+  if (steer_ != nullptr) work += steer_drain(now_ns);
   if (rte_ring_count(control_) != 0) {
     run_control();
     ++work;
@@ -96,6 +98,7 @@ unsigned Instance::poll(uint64_t now_ns) {
 }
 
 void Instance::flush(uint64_t now_ns) {
+  if (steer_ != nullptr) steer_flush();
   for (auto& ifc : ifaces_) ifc->queue.flush(now_ns);
 }
 
@@ -151,6 +154,7 @@ void Instance::run_control() {
 
 size_t Instance::held_frames() const {
   size_t n = reass_.pending();  // datagrams in reassembly, one each
+  for (const auto& out : steer_out_) n += out.n;  // gathered for another instance
   for (const auto& ifc : ifaces_) {
     n += ifc->queue.pending();
     const_cast<net::ArpCache&>(ifc->arp).for_each([&](net::ArpEntry& e) { n += e.pending.size(); });

@@ -29,9 +29,14 @@
 struct rte_mbuf;
 struct rte_ring;
 
+namespace keel::net {
+struct ArpRepr;
+}
+
 namespace keel::engine {
 
 class Instance;
+class FlowSteering;
 
 /// The IPv4 facts an L4 handler needs about a received datagram.
 struct Ipv4Meta {
@@ -159,8 +164,25 @@ class Instance {
   /// Frames held anywhere in the instance (ARP queues, reassembly, TX buffers).
   size_t held_frames() const;
 
+  // ----- flow steering (engine/steer.cpp) -----
+  /// Makes this instance one of `table.instances()` that share the ports:
+  /// `rings[j]` is instance j's incoming steering ring (MP/SC; this instance
+  /// consumes rings[id()]). A datagram another instance owns is handed to it
+  /// over that ring; ARP is copied to every other instance. Before start();
+  /// the table and rings outlive the instance.
+  void set_steering(const FlowSteering* table, std::vector<rte_ring*> rings);
+  /// The steering table (nullptr: a single instance owns every flow).
+  const FlowSteering* steering() const { return steer_; }
+  /// Frees the frames left on a steering ring (after every instance has stopped).
+  static void free_steered(rte_ring* ring);
+  /// True if this instance owns the flow (always, without steering).
+  bool owns_flow(net::Ipv4Addr src, net::Ipv4Addr dst, uint16_t sport, uint16_t dport) const;
+
   // ----- ARP (engine/arp.cpp) -----
-  void arp_input(rte_mbuf* m, Interface& ifc, uint64_t now_ns);
+  /// `from_port`: the frame came from the wire (it is copied to the other
+  /// instances and a request for us is answered); false: a copy another
+  /// instance received, of which only the neighbour information is used.
+  void arp_input(rte_mbuf* m, Interface& ifc, uint64_t now_ns, bool from_port = true);
   /// Sends a frame whose data starts at the IPv4 header to `next_hop`,
   /// resolving its MAC first if needed. Takes ownership.
   void resolve_and_send(Interface& ifc, net::Ipv4Addr next_hop, rte_mbuf* m, uint64_t now_ns);
@@ -170,6 +192,8 @@ class Instance {
 
  private:
   void ip_input(rte_mbuf* m, Interface& ifc, uint64_t now_ns);
+  void ip_accept(rte_mbuf* m, Interface& ifc, uint64_t now_ns);
+  void ip_accept_steered(rte_mbuf* m, Interface& ifc, uint64_t now_ns);
   void ip_deliver(rte_mbuf* m, Interface& ifc, uint64_t now_ns);
   void icmp_input(rte_mbuf* m, const Ipv4Meta& ip, uint64_t now_ns);
   void icmp_error_input(const uint8_t* msg, size_t len, const Ipv4Meta& ip, uint64_t now_ns);
@@ -178,6 +202,15 @@ class Instance {
   void send_ether(Interface& ifc, rte_mbuf* m, net::MacAddr dst, uint16_t ethertype,
                   uint64_t now_ns);
   void run_control();
+  // Flow steering (engine/steer.cpp).
+  bool steer_away(rte_mbuf* m, Interface& ifc);
+  void steer_stage(uint16_t to, rte_mbuf* m, Interface& ifc, uintptr_t kind);
+  void steer_flush();
+  void steer_flush_one(uint16_t to);
+  unsigned steer_drain(uint64_t now_ns);
+  void arp_replicate(const rte_mbuf* m, Interface& ifc);
+  void arp_learn(const net::ArpRepr& arp, Interface& ifc, uint64_t now_ns);
+  void steer_discard();
   static void reassembly_tick(Timer& t, void* ctx, uint64_t now_ns);
 
   InstanceConfig cfg_;
@@ -190,6 +223,15 @@ class Instance {
   uint16_t ip_id_ = 0;
   rte_ring* control_ = nullptr;
   std::function<void(const EchoReply&)> echo_hook_;
+  // Flow steering: the shared read-only table, every instance's incoming ring,
+  // and per destination the burst being gathered (enqueued once per poll).
+  struct SteerBurst {
+    uint16_t n = 0;
+    void* items[rx_burst];
+  };
+  const FlowSteering* steer_ = nullptr;
+  std::vector<rte_ring*> steer_rings_;
+  std::vector<SteerBurst> steer_out_;
 };
 
 /// Nanoseconds on the TSC clock (monotonic, cheap: no system call).

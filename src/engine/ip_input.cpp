@@ -11,6 +11,14 @@ namespace keel::engine {
 using net::Ipv4Error;
 using net::Ipv4View;
 
+namespace {
+// `m`'s data starts at a valid IPv4 header.
+bool is_fragment(const rte_mbuf* m) {
+  const uint8_t* h = rte_pktmbuf_mtod(m, const uint8_t*);
+  return net::load_be16(h + net::ipv4_field::flags_frag) & (net::ipv4_flag_mf | net::ipv4_frag_offset_mask);
+}
+}  // namespace
+
 void Instance::ip_input(rte_mbuf* m, Interface& ifc, uint64_t now_ns) {
   counters_.inc(Counter::ip_in);
   auto drop = [&](Counter c) {
@@ -53,10 +61,27 @@ void Instance::ip_input(rte_mbuf* m, Interface& ifc, uint64_t now_ns) {
       (src.is_any() && !ip->dst().is_broadcast()))
     return drop(Counter::ip_bad_source);
   if (!ifc.accepts(ip->dst())) return drop(Counter::ip_not_for_us);
+  ip_accept(m, ifc, now_ns);
+}
 
-  if (ip->is_fragment()) {
+// A valid datagram for us (data at its IPv4 header, header contiguous): each
+// step runs on the instance that owns it (engine/flow_steering.hpp). A
+// fragment goes to the owner of its addresses, which reassembles; the whole
+// datagram then goes to the owner of its flow. What another instance owns is
+// handed over (steer_away) and resumes here on that instance.
+void Instance::ip_accept(rte_mbuf* m, Interface& ifc, uint64_t now_ns) {
+  // The common case, one instance and a whole datagram, goes straight on (a tail
+  // call: a handful of instructions per datagram).
+  if (steer_ == nullptr && !is_fragment(m)) return ip_deliver(m, ifc, now_ns);
+  ip_accept_steered(m, ifc, now_ns);
+}
+
+void Instance::ip_accept_steered(rte_mbuf* m, Interface& ifc, uint64_t now_ns) {
+  if (steer_ != nullptr && steer_away(m, ifc)) return;
+  if (is_fragment(m)) {
     m = reass_.insert(m, now_ns);  // counts ip_frag_in and the outcome
     if (m == nullptr) return;
+    if (steer_ != nullptr && steer_away(m, ifc)) return;
   }
   ip_deliver(m, ifc, now_ns);
 }

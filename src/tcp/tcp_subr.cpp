@@ -241,10 +241,13 @@ Listener* TcpStack::find_listener(net::Ipv4Addr addr, uint16_t port) {
 }
 
 uint16_t TcpStack::pick_ephemeral_port(net::Ipv4Addr src, net::Ipv4Addr dst, uint16_t dport) {
-  // RFC 6056 algorithm 1 style: walk the range from a random start, skip ports in use.
+  // RFC 6056 algorithm 1 style: walk the range from a random start, skip ports in use
+  // and ports whose flow another instance owns (its packets would be steered there;
+  // with N instances about one candidate in N is ours).
   for (uint32_t tries = 0; tries < 28232; ++tries) {
     uint16_t p = next_ephemeral_;
     next_ephemeral_ = uint16_t(next_ephemeral_ >= 60999 ? 32768 : next_ephemeral_ + 1);
+    if (!inst_.owns_flow(src, dst, p, dport)) continue;
     ConnKey k{src.v, dst.v, p, dport};
     if (lookup(k) == nullptr && find_listener(src, p) == nullptr) return p;
   }

@@ -49,6 +49,8 @@ Result<Tcb*> TcpStack::connect(net::Ipv4Addr dst, uint16_t port, ConnHandler* h,
   }
   if (local_port == 0) local_port = pick_ephemeral_port(rt->src, dst, port);
   if (local_port == 0) return fail(Errc::no_memory);
+  // A flow another instance owns would have its answers steered there, past this TCB.
+  if (!inst_.owns_flow(rt->src, dst, local_port, port)) return fail(Errc::invalid_argument);
   ConnKey key{rt->src.v, dst.v, local_port, port};
   if (lookup(key) != nullptr) return fail(Errc::already_exists);
   Tcb* c = alloc_tcb(key);

@@ -44,7 +44,8 @@ lab_use_ns "${LAB_NS:-keel-ip-$$}"
 LAB_TRAFFIC_COUNTERS="rx_packets rx_bytes tx_packets tx_bytes arp_requests_in arp_replies_in
   arp_requests_out arp_replies_out ip_in ip_out ip_frag_in ip_reassembled icmp_in
   icmp_echo_requests icmp_echo_replies_out icmp_echo_replies_in icmp_echo_requests_out
-  tx_retries tcp_segs_in tcp_segs_out tcp_active_opens tcp_passive_opens tcp_delayed_acks"
+  tx_retries tcp_segs_in tcp_segs_out tcp_active_opens tcp_passive_opens tcp_delayed_acks
+  steer_forwarded steer_received steer_arp_copies steer_tx_handoff"
 LAB_TOLERATED=${LAB_TOLERATED:-}
 # Loss recovery: a tap is a real path that loses frames (the kernel drops when its
 # queue to keel is full, txqueuelen 1000), so TCP tests tolerate recovering from it.
@@ -56,6 +57,11 @@ LAB_TCP_RECOVERY="tcp_retransmits tcp_fast_retransmits tcp_sack_recoveries tcp_r
 # cookie (tcp_syn_cookies_bad) and, like any such segment, gets a RST (RFC 9293 3.10.7.1).
 LAB_TCP_LATE="tcp_syn_cookies_bad tcp_no_connection tcp_resets_sent tcp_resets_received
   tcp_data_after_close"
+
+# keel-pmd's namespace: the lab's own (net_tap), or one of its own for net_af_packet on a
+# veth whose kernel end is in LAB_NS (lab_veth_up); then LAB_TAP names that kernel end.
+LAB_PMD_NS=""
+LAB_PMD_NS_MADE=0
 
 LAB_NAME=${LAB_NAME:-lab}
 LAB_PMD_PID=""      # keel-pmd started by this shell
@@ -139,6 +145,31 @@ lab_ns_up() {
 	lab_nsx ip link set "$LAB_TAP" up   # NO-CARRIER until keel-pmd attaches
 }
 
+# lab_veth_up VDEV_OPTIONS: keel-pmd on net_af_packet instead of the tap. A namespace of
+# its own (LAB_NS-k) holds the veth end keel uses; the kernel end (LAB_TAP, renamed kveth0)
+# is in LAB_NS with the kernel's address, checksum offloads off (shared/lab/README.md).
+# Call after lab_test_init (which made the tap, deleted here); sets the vdev in LAB_EAL_ARGS.
+lab_veth_up() {
+	local opts=${1:-}
+	lab_nsx ip link del "$LAB_TAP" 2>/dev/null
+	LAB_TAP=kveth0
+	LAB_PMD_NS="$LAB_NS-k"
+	ip netns add "$LAB_PMD_NS" || lab_abort "cannot create namespace $LAB_PMD_NS"
+	LAB_PMD_NS_MADE=1
+	ip netns exec "$LAB_PMD_NS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+	lab_nsx ip link add "$LAB_TAP" type veth peer name kveth1 netns "$LAB_PMD_NS" ||
+		lab_abort "cannot create the veth pair"
+	lab_nsx ethtool -K "$LAB_TAP" tx off rx off tso off gso off gro off >/dev/null 2>&1
+	ip netns exec "$LAB_PMD_NS" ethtool -K kveth1 tx off rx off tso off gso off gro off >/dev/null 2>&1
+	lab_nsx ip addr replace "$LAB_KERNEL_IP/$LAB_PLEN" dev "$LAB_TAP"
+	lab_nsx ip link set "$LAB_TAP" up
+	ip netns exec "$LAB_PMD_NS" ip link set kveth1 up
+	local i
+	for i in "${!LAB_EAL_ARGS[@]}"; do
+		[[ ${LAB_EAL_ARGS[i]} == net_tap0,* ]] && LAB_EAL_ARGS[i]="net_af_packet0,iface=kveth1$opts"
+	done
+}
+
 lab_ns_down() {
 	[ -e "/run/netns/$LAB_NS" ] || return 0
 	ip netns del "$LAB_NS"   # destroys the tap with it
@@ -183,9 +214,9 @@ lab_pmd_start() {
 	mkfifo "$LAB_DIR/in"
 	# Read-write open does not block on a FIFO; keel-pmd's read end then opens at once.
 	exec {LAB_FD}<>"$LAB_DIR/in"
-	lab_say "start: ip netns exec $LAB_NS keel-pmd ${LAB_EAL_ARGS[*]} -- --addr $LAB_KEEL_IP/$LAB_PLEN -i $*"
+	lab_say "start: ip netns exec ${LAB_PMD_NS:-$LAB_NS} keel-pmd ${LAB_EAL_ARGS[*]} -- --addr $LAB_KEEL_IP/$LAB_PLEN -i $*"
 	# ip netns exec execs keel-pmd, so $! is keel-pmd's PID.
-	ip netns exec "$LAB_NS" "$KEEL_PMD" "${LAB_EAL_ARGS[@]}" -- \
+	ip netns exec "${LAB_PMD_NS:-$LAB_NS}" "$KEEL_PMD" "${LAB_EAL_ARGS[@]}" -- \
 		--addr "$LAB_KEEL_IP/$LAB_PLEN" -i "$@" <"$LAB_DIR/in" >"$LAB_DIR/pmd.out" 2>"$LAB_DIR/pmd.err" &
 	LAB_PMD_PID=$!
 	local t0
@@ -334,6 +365,10 @@ lab_cleanup() {
 	if [ "$LAB_NS_MADE" = 1 ] && [ -e "/run/netns/$LAB_NS" ]; then
 		pids=$(ip netns pids "$LAB_NS" 2>/dev/null)
 		ip netns del "$LAB_NS" 2>/dev/null || lab_say "cleanup: could not delete namespace $LAB_NS"
+	fi
+	if [ "$LAB_PMD_NS_MADE" = 1 ] && [ -e "/run/netns/$LAB_PMD_NS" ]; then
+		pids+=" $(ip netns pids "$LAB_PMD_NS" 2>/dev/null)"
+		ip netns del "$LAB_PMD_NS" 2>/dev/null || lab_say "cleanup: could not delete namespace $LAB_PMD_NS"
 	fi
 	if lab_pmd_alive; then
 		lab_say "cleanup: stopping keel-pmd (pid $LAB_PMD_PID)"

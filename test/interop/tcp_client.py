@@ -5,7 +5,8 @@
   tcp_client.py download HOST PORT N          GET /bytes/N, check length and pattern (byte i = i mod 251)
   tcp_client.py keepalive HOST PORT COUNT     COUNT sequential GETs on one keep-alive connection
   tcp_client.py echo HOST PORT BYTES [SEED]   random BYTES through the echo service, compared
-  tcp_client.py echo-many HOST PORT CONNS BYTES   CONNS concurrent echo connections (asyncio)
+  tcp_client.py echo-many HOST PORT CONNS BYTES [AT_ONCE]   CONNS echo connections (asyncio),
+                                              at most AT_ONCE open at a time (default: all)
   tcp_client.py serve-echo PORT               kernel echo server (for keel as the client): echoes, half-closes
 Prints one result line; exit status 0 only if everything was intact.
 """
@@ -122,14 +123,17 @@ async def echo_one(host, port, nbytes, seed, sem):
         return got == data
 
 
-async def echo_many_main(host, port, conns, nbytes):
-    sem = asyncio.Semaphore(conns)
+async def echo_many_main(host, port, conns, nbytes, at_once=None):
+    sem = asyncio.Semaphore(at_once or conns)
+    t0 = time.monotonic()
     results = await asyncio.gather(*(echo_one(host, port, nbytes, i, sem) for i in range(conns)),
                                    return_exceptions=True)
+    dt = time.monotonic() - t0
     good = sum(1 for r in results if r is True)
     errors = [r for r in results if isinstance(r, Exception)]
-    print(f"echo-many: {good}/{conns} connections echoed {nbytes} bytes intact"
-          + (f", first error: {errors[0]!r}" if errors else ""))
+    print(f"echo-many: {good}/{conns} connections echoed {nbytes} bytes intact, "
+          f"{at_once or conns} at a time, {dt:.1f} s ({conns / dt if dt > 0 else 0:.0f} conn/s)"
+          + (f", {len(errors)} errors, first: {errors[0]!r}" if errors else ""))
     return 0 if good == conns else 1
 
 
@@ -166,7 +170,8 @@ def main(argv):
     if cmd == "echo":
         return echo(args[0], int(args[1]), int(args[2]), int(args[3]) if len(args) > 3 else 1)
     if cmd == "echo-many":
-        return asyncio.run(echo_many_main(args[0], int(args[1]), int(args[2]), int(args[3])))
+        return asyncio.run(echo_many_main(args[0], int(args[1]), int(args[2]), int(args[3]),
+                                          int(args[4]) if len(args) > 4 else None))
     if cmd == "serve-echo":
         return serve_echo(int(args[0]))
     print(__doc__)

@@ -40,7 +40,8 @@ const char* help_text =
     "  show conns                   TCP connections per instance (like ss -tin)\n"
     "  show tcp                     TCP counters per instance (non-zero)\n"
     "  show mem                     memory per connection: TCB table, hash, mbufs in use, RSS\n"
-    "  ping ADDR [COUNT [INTERVAL_MS [SIZE]]]  ICMP echo from instance 0 (default 4, 1000 ms, 56)\n"
+    "  ping ADDR [COUNT [INTERVAL_MS [SIZE]]]  ICMP echo from the instance the replies are steered to\n"
+    "                               (instance 0 unless --instances N; default 4, 1000 ms, 56)\n"
     "  connect ADDR PORT            TCP connection from instance 0; what arrives prints as 'conn N: ...'\n"
     "  send N TEXT...               send TEXT and a newline on connection N\n"
     "  shutdown N                   half-close connection N (send FIN)\n"
@@ -132,7 +133,7 @@ bool Cli::execute(const std::string& line, std::ostream& out) {
                (w.size() >= 5 && !parse_count(w[4], size, 65000)) || w.size() > 5) {
       out << "error: ping: bad COUNT (1..100000), INTERVAL_MS (1..60000) or SIZE (1..65000)\n";
     } else {
-      ping(*engine_.instances().front(), *dst, count, interval, size, out);
+      ping(ping_instance(engine_, *dst), *dst, count, interval, size, out);
     }
   } else {
     out << "error: unknown command '" << cmd << "' (try help)\n";
@@ -154,12 +155,16 @@ void Cli::show_port(std::ostream& out) {
   }
   for (auto& inst : engine_.instances())
     for (auto& ifc : inst->interfaces()) {
-      out << "  instance " << inst->id() << " queue " << ifc->queue.queue_id() << " addrs";
+      out << "  instance " << inst->id() << " queue " << ifc->queue.queue_id()
+          << (ifc->queue.receives() ? "" : " (transmits through its owner)") << " addrs";
       for (auto& a : ifc->l3.addrs) out << " " << a.to_string();
       if (!ifc->l3.gateway.is_any()) out << " gw " << ifc->l3.gateway.to_string();
       out << "\n";
       break;
     }
+  if (const auto* s = engine_.steering())
+    out << "  steering: " << s->instances() << " instances, RETA " << s->reta_size()
+        << " entries; a port without rss is steered in software\n";
 }
 
 void Cli::show_stats(std::ostream& out, bool all) {
@@ -168,7 +173,10 @@ void Cli::show_stats(std::ostream& out, bool all) {
     for (size_t i = 0; i < engine::counter_count; ++i) {
       auto c = engine::Counter(i);
       uint64_t v = inst->counters().get(c);
-      if (v == 0 && !all) continue;
+      // With several instances the steering counters show even at 0 (a port with RSS
+      // should forward nothing, and that is worth seeing).
+      bool steer = engine_.steering() != nullptr && engine::counter_name(c).starts_with("steer_");
+      if (v == 0 && !all && !steer) continue;
       out << "  " << std::left << std::setw(28) << engine::counter_name(c) << std::right
           << std::setw(14) << v << "\n";
     }

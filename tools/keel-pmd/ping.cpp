@@ -22,6 +22,17 @@ struct PingState {
 };
 }  // namespace
 
+engine::Instance& ping_instance(engine::Engine& e, net::Ipv4Addr dst) {
+  engine::Instance& first = *e.instances().front();
+  const engine::FlowSteering* s = e.steering();
+  if (s == nullptr) return first;
+  // The interfaces' addresses are fixed once the engine is built: safe to read here.
+  const engine::Interface* via = first.interfaces().front().get();
+  for (const auto& ifc : first.interfaces())
+    if (ifc->on_link(dst)) via = ifc.get();
+  return *e.instances()[s->owner(via->source_for(dst), dst)];
+}
+
 PingResult ping(engine::Instance& inst, net::Ipv4Addr dst, unsigned count, unsigned interval_ms,
                 size_t payload_len, std::ostream& out) {
   auto st = std::make_shared<PingState>();

@@ -4,6 +4,7 @@
 
 #include <ostream>
 
+#include "engine/engine.hpp"
 #include "engine/instance.hpp"
 
 namespace keel::pmd {
@@ -17,5 +18,8 @@ struct PingResult {
 /// waits up to a second for each reply. Prints a line per reply and a summary.
 PingResult ping(engine::Instance& inst, net::Ipv4Addr dst, unsigned count, unsigned interval_ms,
                 size_t payload_len, std::ostream& out);
+/// The instance to ping `dst` from: the owner of the (source, dst) pair, where
+/// the replies are steered (engine/flow_steering.hpp); instance 0 with one.
+engine::Instance& ping_instance(engine::Engine& e, net::Ipv4Addr dst);
 
 }  // namespace keel::pmd
