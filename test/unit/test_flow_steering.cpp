@@ -18,6 +18,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "drivers/port.hpp"
 #include "engine/engine.hpp"
 #include "engine/flow_steering.hpp"
 #include "frames.hpp"
@@ -43,11 +44,11 @@ const uint8_t ms_key[40] = {0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41
 
 TEST_CASE("Toeplitz: Microsoft's RSS verification vectors", "[steer]") {
   const Ipv4Addr a{66, 9, 149, 187}, b{161, 142, 100, 80};
-  CHECK(FlowSteering::hash(a, b, ms_key) == 0x323e8fc2u);
-  CHECK(FlowSteering::hash(a, b, 2794, 1766, ms_key) == 0x51ccc178u);
+  CHECK(FlowSteering::hash_with_key(ms_key, a, b) == 0x323e8fc2u);
+  CHECK(FlowSteering::hash_with_key(ms_key, a, b, 2794, 1766) == 0x51ccc178u);
   const Ipv4Addr c{199, 92, 111, 2}, d{65, 69, 140, 83};
-  CHECK(FlowSteering::hash(c, d, ms_key) == 0xd718262au);
-  CHECK(FlowSteering::hash(c, d, 14230, 4739, ms_key) == 0xc626b0eau);
+  CHECK(FlowSteering::hash_with_key(ms_key, c, d) == 0xd718262au);
+  CHECK(FlowSteering::hash_with_key(ms_key, c, d, 14230, 4739) == 0xc626b0eau);
 }
 
 TEST_CASE("Toeplitz: the symmetric key's vectors", "[steer]") {
@@ -59,7 +60,7 @@ TEST_CASE("Toeplitz: the symmetric key's vectors", "[steer]") {
   CHECK(FlowSteering::hash(peer_ip, our_ip) == 0xadfbadfbu);
 }
 
-TEST_CASE("Toeplitz: the symmetric key hashes both directions alike", "[steer]") {
+TEST_CASE("Toeplitz: the symmetric key hashes both directions alike, as rte_softrss does", "[steer]") {
   uint64_t x = 0x9e3779b97f4a7c15ull;
   auto next = [&] { return x = x * 6364136223846793005ull + 1442695040888963407ull; };
   for (int i = 0; i < 10000; ++i) {
@@ -67,6 +68,10 @@ TEST_CASE("Toeplitz: the symmetric key hashes both directions alike", "[steer]")
     uint16_t pa = uint16_t(next() >> 48), pb = uint16_t(next() >> 48);
     REQUIRE(FlowSteering::hash(a, b, pa, pb) == FlowSteering::hash(b, a, pb, pa));
     REQUIRE(FlowSteering::hash(a, b) == FlowSteering::hash(b, a));
+    // rte_softrss_be over the converted key is rte_softrss over the key the ports use.
+    REQUIRE(FlowSteering::hash(a, b, pa, pb) ==
+            FlowSteering::hash_with_key(keel::drivers::symmetric_rss_key, a, b, pa, pb));
+    REQUIRE(FlowSteering::hash(a, b) == FlowSteering::hash_with_key(keel::drivers::symmetric_rss_key, a, b));
   }
 }
 
