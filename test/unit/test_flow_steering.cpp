@@ -93,7 +93,7 @@ TEST_CASE("RETA: entry i -> i % instances, owner = reta[hash & (size - 1)]", "[s
   CHECK(mine < 600);
 }
 
-// ===== Two instances on one port =====
+// ===== Which tuple a datagram is hashed by =====
 
 Bytes tcp_syn(Ipv4Addr src, Ipv4Addr dst, uint16_t sport, uint16_t dport, const Bytes& data = {}) {
   Bytes b(20);
@@ -107,6 +107,53 @@ Bytes tcp_syn(Ipv4Addr src, Ipv4Addr dst, uint16_t sport, uint16_t dport, const 
   keel::net::store_be16(&b[16], fold_cksum(sum16(b.data(), b.size(), pseudo_sum(src, dst, 6, b.size()))));
   return b;
 }
+
+/// owner_of over an IPv4 datagram (data at its header), mbuf freed afterwards.
+uint16_t owner_of_datagram(const FlowSteering& s, const Bytes& datagram) {
+  rte_mbuf* m = make_mbuf(datagram);
+  uint16_t o = s.owner_of(m);
+  rte_pktmbuf_free(m);
+  return o;
+}
+
+TEST_CASE("owner_of: 4-tuple for TCP/UDP, 2-tuple for fragments and echo, the quote for errors", "[steer]") {
+  PoolBaseline baseline;
+  FlowSteering s(16);  // many owners, so that a wrong tuple shows
+  Ip ip;
+  uint16_t by_pair = s.owner(peer_ip, our_ip);
+  // Ports whose 4-tuple owner differs from the pair's.
+  uint16_t sport = 1000;
+  while (s.owner(peer_ip, our_ip, sport, 53) == by_pair || s.owner(peer_ip, our_ip, sport, 7) == by_pair) ++sport;
+  ip.protocol = 17;
+  CHECK(owner_of_datagram(s, ipv4(ip, udp(peer_ip, our_ip, sport, 53, pattern(8)))) == s.owner(peer_ip, our_ip, sport, 53));
+  ip.protocol = 6;
+  CHECK(owner_of_datagram(s, ipv4(ip, tcp_syn(peer_ip, our_ip, sport, 7))) == s.owner(peer_ip, our_ip, sport, 7));
+  // Too short for the ports: the pair.
+  CHECK(owner_of_datagram(s, ipv4(ip, Bytes{0x12})) == by_pair);
+  // Fragments, first and later: the pair.
+  ip.mf = true;
+  CHECK(owner_of_datagram(s, ipv4(ip, tcp_syn(peer_ip, our_ip, sport, 7))) == by_pair);
+  ip.mf = false;
+  ip.frag_off = 64;
+  CHECK(owner_of_datagram(s, ipv4(ip, pattern(16))) == by_pair);
+  ip.frag_off = 0;
+  // ICMP echo: the pair.
+  ip.protocol = 1;
+  CHECK(owner_of_datagram(s, ipv4(ip, echo_request(1, 1, pattern(8)))) == by_pair);
+  // An error quoting our UDP datagram our_ip:53 -> peer_ip:sport: that flow's owner.
+  Ip quoted;
+  quoted.src = our_ip;
+  quoted.dst = peer_ip;
+  Bytes q = ipv4(quoted, udp(our_ip, peer_ip, 53, sport, pattern(8)));
+  q.resize(28);
+  CHECK(owner_of_datagram(s, ipv4(ip, icmp(3, 3, 0, q))) == s.owner(peer_ip, our_ip, sport, 53));
+  // A quote cut short of its ports: the quoted pair (the same pair, reversed).
+  q.resize(22);
+  CHECK(owner_of_datagram(s, ipv4(ip, icmp(11, 0, 0, q))) == by_pair);
+}
+
+// ===== Two instances on one port =====
+
 
 Bytes syn_frame(uint16_t sport, uint16_t dport = 7) {
   Ip ip;
