@@ -4,7 +4,11 @@
 #include <rte_mbuf.h>
 #include <rte_thash.h>
 
+#include <cstring>
+#include <iterator>
 #include <stdexcept>
+
+#include "drivers/port.hpp"
 
 #include "net/wire.hpp"
 
@@ -48,17 +52,46 @@ FlowSteering::FlowSteering(uint16_t instances, uint16_t reta_size) : instances_(
   for (uint16_t i = 0; i < reta_size; ++i) reta_[i] = uint16_t(i % instances);
 }
 
-uint32_t FlowSteering::hash(Ipv4Addr src, Ipv4Addr dst, uint16_t sport, uint16_t dport,
-                           const uint8_t* key) {
+namespace {
+rte_ipv4_tuple tuple_of(Ipv4Addr src, Ipv4Addr dst, uint16_t sport, uint16_t dport) {
   rte_ipv4_tuple t{};
   t.src_addr = src.v;
   t.dst_addr = dst.v;
   t.sport = sport;
   t.dport = dport;
+  return t;
+}
+
+// The symmetric key as rte_softrss_be wants it (host-order words).
+struct ConvertedKey {
+  uint32_t w[sizeof(drivers::symmetric_rss_key) / 4];
+  ConvertedKey() {
+    uint32_t raw[std::size(w)];
+    std::memcpy(raw, drivers::symmetric_rss_key, sizeof raw);
+    rte_convert_rss_key(raw, w, int(sizeof raw));
+  }
+  const uint8_t* bytes() const { return reinterpret_cast<const uint8_t*>(w); }
+};
+const ConvertedKey symmetric_key_be;
+}  // namespace
+
+uint32_t FlowSteering::hash(Ipv4Addr src, Ipv4Addr dst, uint16_t sport, uint16_t dport) {
+  rte_ipv4_tuple t = tuple_of(src, dst, sport, dport);
+  return rte_softrss_be(reinterpret_cast<uint32_t*>(&t), RTE_THASH_V4_L4_LEN, symmetric_key_be.bytes());
+}
+
+uint32_t FlowSteering::hash(Ipv4Addr src, Ipv4Addr dst) {
+  uint32_t t[2] = {src.v, dst.v};
+  return rte_softrss_be(t, RTE_THASH_V4_L3_LEN, symmetric_key_be.bytes());
+}
+
+uint32_t FlowSteering::hash_with_key(const uint8_t* key, Ipv4Addr src, Ipv4Addr dst, uint16_t sport,
+                                     uint16_t dport) {
+  rte_ipv4_tuple t = tuple_of(src, dst, sport, dport);
   return rte_softrss(reinterpret_cast<uint32_t*>(&t), RTE_THASH_V4_L4_LEN, key);
 }
 
-uint32_t FlowSteering::hash(Ipv4Addr src, Ipv4Addr dst, const uint8_t* key) {
+uint32_t FlowSteering::hash_with_key(const uint8_t* key, Ipv4Addr src, Ipv4Addr dst) {
   uint32_t t[2] = {src.v, dst.v};
   return rte_softrss(t, RTE_THASH_V4_L3_LEN, key);
 }

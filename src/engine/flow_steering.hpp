@@ -24,7 +24,6 @@
 #include <cstdint>
 #include <vector>
 
-#include "drivers/port.hpp"
 #include "net/addresses.hpp"
 
 struct rte_mbuf;
@@ -39,13 +38,17 @@ class FlowSteering {
   /// `instances` >= 1; `reta_size` a power of two; entry i -> i % instances.
   explicit FlowSteering(uint16_t instances, uint16_t reta_size = software_reta_size);
 
-  /// Toeplitz hash of the 4-tuple (ports in host order) with `key` (at least
-  /// 16 bytes; the ports' symmetric key unless a test names another).
-  static uint32_t hash(net::Ipv4Addr src, net::Ipv4Addr dst, uint16_t sport, uint16_t dport,
-                       const uint8_t* key = drivers::symmetric_rss_key);
-  /// Toeplitz hash of the addresses alone (RSS's IPv4 hash).
-  static uint32_t hash(net::Ipv4Addr src, net::Ipv4Addr dst,
-                       const uint8_t* key = drivers::symmetric_rss_key);
+  /// Toeplitz hash of the 4-tuple (ports in host order) with the ports' symmetric
+  /// key: rte_softrss_be over the key converted once (rte_convert_rss_key), which
+  /// equals rte_softrss over the key itself without its per-bit byte swaps.
+  static uint32_t hash(net::Ipv4Addr src, net::Ipv4Addr dst, uint16_t sport, uint16_t dport);
+  /// Toeplitz hash of the addresses alone (RSS's IPv4 hash), symmetric key.
+  static uint32_t hash(net::Ipv4Addr src, net::Ipv4Addr dst);
+  /// The same hashes with another key (at least 16 bytes), by rte_softrss: for
+  /// tests against published vectors.
+  static uint32_t hash_with_key(const uint8_t* key, net::Ipv4Addr src, net::Ipv4Addr dst,
+                                uint16_t sport, uint16_t dport);
+  static uint32_t hash_with_key(const uint8_t* key, net::Ipv4Addr src, net::Ipv4Addr dst);
 
   uint16_t owner_of_hash(uint32_t h) const { return reta_[h & (reta_.size() - 1)]; }
   uint16_t owner(net::Ipv4Addr src, net::Ipv4Addr dst, uint16_t sport, uint16_t dport) const {

@@ -18,6 +18,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "drivers/port.hpp"
 #include "engine/engine.hpp"
 #include "engine/flow_steering.hpp"
 #include "frames.hpp"
@@ -43,11 +44,11 @@ const uint8_t ms_key[40] = {0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41
 
 TEST_CASE("Toeplitz: Microsoft's RSS verification vectors", "[steer]") {
   const Ipv4Addr a{66, 9, 149, 187}, b{161, 142, 100, 80};
-  CHECK(FlowSteering::hash(a, b, ms_key) == 0x323e8fc2u);
-  CHECK(FlowSteering::hash(a, b, 2794, 1766, ms_key) == 0x51ccc178u);
+  CHECK(FlowSteering::hash_with_key(ms_key, a, b) == 0x323e8fc2u);
+  CHECK(FlowSteering::hash_with_key(ms_key, a, b, 2794, 1766) == 0x51ccc178u);
   const Ipv4Addr c{199, 92, 111, 2}, d{65, 69, 140, 83};
-  CHECK(FlowSteering::hash(c, d, ms_key) == 0xd718262au);
-  CHECK(FlowSteering::hash(c, d, 14230, 4739, ms_key) == 0xc626b0eau);
+  CHECK(FlowSteering::hash_with_key(ms_key, c, d) == 0xd718262au);
+  CHECK(FlowSteering::hash_with_key(ms_key, c, d, 14230, 4739) == 0xc626b0eau);
 }
 
 TEST_CASE("Toeplitz: the symmetric key's vectors", "[steer]") {
@@ -59,7 +60,7 @@ TEST_CASE("Toeplitz: the symmetric key's vectors", "[steer]") {
   CHECK(FlowSteering::hash(peer_ip, our_ip) == 0xadfbadfbu);
 }
 
-TEST_CASE("Toeplitz: the symmetric key hashes both directions alike", "[steer]") {
+TEST_CASE("Toeplitz: the symmetric key hashes both directions alike, as rte_softrss does", "[steer]") {
   uint64_t x = 0x9e3779b97f4a7c15ull;
   auto next = [&] { return x = x * 6364136223846793005ull + 1442695040888963407ull; };
   for (int i = 0; i < 10000; ++i) {
@@ -67,6 +68,10 @@ TEST_CASE("Toeplitz: the symmetric key hashes both directions alike", "[steer]")
     uint16_t pa = uint16_t(next() >> 48), pb = uint16_t(next() >> 48);
     REQUIRE(FlowSteering::hash(a, b, pa, pb) == FlowSteering::hash(b, a, pb, pa));
     REQUIRE(FlowSteering::hash(a, b) == FlowSteering::hash(b, a));
+    // rte_softrss_be over the converted key is rte_softrss over the key the ports use.
+    REQUIRE(FlowSteering::hash(a, b, pa, pb) ==
+            FlowSteering::hash_with_key(keel::drivers::symmetric_rss_key, a, b, pa, pb));
+    REQUIRE(FlowSteering::hash(a, b) == FlowSteering::hash_with_key(keel::drivers::symmetric_rss_key, a, b));
   }
 }
 
@@ -88,7 +93,7 @@ TEST_CASE("RETA: entry i -> i % instances, owner = reta[hash & (size - 1)]", "[s
   CHECK(mine < 600);
 }
 
-// ===== Two instances on one port =====
+// ===== Which tuple a datagram is hashed by =====
 
 Bytes tcp_syn(Ipv4Addr src, Ipv4Addr dst, uint16_t sport, uint16_t dport, const Bytes& data = {}) {
   Bytes b(20);
@@ -102,6 +107,53 @@ Bytes tcp_syn(Ipv4Addr src, Ipv4Addr dst, uint16_t sport, uint16_t dport, const 
   keel::net::store_be16(&b[16], fold_cksum(sum16(b.data(), b.size(), pseudo_sum(src, dst, 6, b.size()))));
   return b;
 }
+
+/// owner_of over an IPv4 datagram (data at its header), mbuf freed afterwards.
+uint16_t owner_of_datagram(const FlowSteering& s, const Bytes& datagram) {
+  rte_mbuf* m = make_mbuf(datagram);
+  uint16_t o = s.owner_of(m);
+  rte_pktmbuf_free(m);
+  return o;
+}
+
+TEST_CASE("owner_of: 4-tuple for TCP/UDP, 2-tuple for fragments and echo, the quote for errors", "[steer]") {
+  PoolBaseline baseline;
+  FlowSteering s(16);  // many owners, so that a wrong tuple shows
+  Ip ip;
+  uint16_t by_pair = s.owner(peer_ip, our_ip);
+  // Ports whose 4-tuple owner differs from the pair's.
+  uint16_t sport = 1000;
+  while (s.owner(peer_ip, our_ip, sport, 53) == by_pair || s.owner(peer_ip, our_ip, sport, 7) == by_pair) ++sport;
+  ip.protocol = 17;
+  CHECK(owner_of_datagram(s, ipv4(ip, udp(peer_ip, our_ip, sport, 53, pattern(8)))) == s.owner(peer_ip, our_ip, sport, 53));
+  ip.protocol = 6;
+  CHECK(owner_of_datagram(s, ipv4(ip, tcp_syn(peer_ip, our_ip, sport, 7))) == s.owner(peer_ip, our_ip, sport, 7));
+  // Too short for the ports: the pair.
+  CHECK(owner_of_datagram(s, ipv4(ip, Bytes{0x12})) == by_pair);
+  // Fragments, first and later: the pair.
+  ip.mf = true;
+  CHECK(owner_of_datagram(s, ipv4(ip, tcp_syn(peer_ip, our_ip, sport, 7))) == by_pair);
+  ip.mf = false;
+  ip.frag_off = 64;
+  CHECK(owner_of_datagram(s, ipv4(ip, pattern(16))) == by_pair);
+  ip.frag_off = 0;
+  // ICMP echo: the pair.
+  ip.protocol = 1;
+  CHECK(owner_of_datagram(s, ipv4(ip, echo_request(1, 1, pattern(8)))) == by_pair);
+  // An error quoting our UDP datagram our_ip:53 -> peer_ip:sport: that flow's owner.
+  Ip quoted;
+  quoted.src = our_ip;
+  quoted.dst = peer_ip;
+  Bytes q = ipv4(quoted, udp(our_ip, peer_ip, 53, sport, pattern(8)));
+  q.resize(28);
+  CHECK(owner_of_datagram(s, ipv4(ip, icmp(3, 3, 0, q))) == s.owner(peer_ip, our_ip, sport, 53));
+  // A quote cut short of its ports: the quoted pair (the same pair, reversed).
+  q.resize(22);
+  CHECK(owner_of_datagram(s, ipv4(ip, icmp(11, 0, 0, q))) == by_pair);
+}
+
+// ===== Two instances on one port =====
+
 
 Bytes syn_frame(uint16_t sport, uint16_t dport = 7) {
   Ip ip;

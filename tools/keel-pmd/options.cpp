@@ -26,7 +26,8 @@ std::string usage() {
   --addr A.B.C.D/N    address of the port (repeat for more addresses)
   --gw A.B.C.D        default gateway
   --mtu N             port MTU (default 1500)
-  --instances N       stack instances, one per lcore (default 1)
+  --instances N       stack instances, one per lcore (default 1); each flow is processed
+                      by the instance that owns its hash (RSS or software steering)
   --busy-poll         never back off when idle (lowest latency, 100% CPU)
   --no-offload        do every checksum in software
   --rx-faults SPEC    fault injection on receive, e.g. drop=5%,reorder=25%,delay=40ms
