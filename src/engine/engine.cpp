@@ -50,6 +50,7 @@ Result<std::unique_ptr<Engine>, std::string> Engine::create(const EngineConfig& 
       ifc.queue.set_faults(&cfg.ports[p].rx_faults, &cfg.ports[p].tx_faults);
     }
     e->tcp_.push_back(std::make_unique<tcp::TcpStack>(*inst, cfg.tcp));
+    e->udp_.push_back(std::make_unique<udp::UdpStack>(*inst, cfg.udp));
     e->instances_.push_back(std::move(inst));
   }
   return e;
@@ -58,6 +59,7 @@ Result<std::unique_ptr<Engine>, std::string> Engine::create(const EngineConfig& 
 void Engine::quiesce() {
   stop();
   tcp_.clear();
+  udp_.clear();
   instances_.clear();
   rte_mbuf* pkts[64];
   for (auto& p : ports_)
@@ -68,6 +70,7 @@ void Engine::quiesce() {
 Engine::~Engine() {
   stop();
   tcp_.clear();        // connections hold mbufs and timers of their instance
+  udp_.clear();        // sockets hold queued datagrams
   instances_.clear();  // frees every held frame before the pool goes
   for (auto& p : ports_) p.close();  // before the pool: RX rings hold its mbufs
   ports_.clear();

@@ -19,6 +19,7 @@
 #include "engine/idle_policy.hpp"
 #include "engine/instance.hpp"
 #include "tcp/tcp_stack.hpp"
+#include "udp/udp_stack.hpp"
 
 struct rte_mempool;
 
@@ -40,6 +41,7 @@ struct EngineConfig {
   IdleConfig idle;
   InstanceConfig instance;       ///< template; id is set per instance
   tcp::TcpConfig tcp;            ///< TCP on every instance
+  udp::UdpConfig udp;            ///< UDP on every instance
 };
 
 class Engine {
@@ -62,6 +64,8 @@ class Engine {
   std::vector<std::unique_ptr<Instance>>& instances() { return instances_; }
   /// TCP of instance i (touch only on that instance's lcore, e.g. via post()).
   tcp::TcpStack& tcp(size_t i) { return *tcp_[i]; }
+  /// UDP of instance i (likewise only on that instance's lcore).
+  udp::UdpStack& udp(size_t i) { return *udp_[i]; }
   std::vector<drivers::Port>& ports() { return ports_; }
   rte_mempool* pool() const { return pool_; }
 
@@ -75,6 +79,7 @@ class Engine {
   std::vector<drivers::Port> ports_;
   std::vector<std::unique_ptr<Instance>> instances_;
   std::vector<std::unique_ptr<tcp::TcpStack>> tcp_;  // tcp_[i] serves instances_[i]
+  std::vector<std::unique_ptr<udp::UdpStack>> udp_;  // udp_[i] serves instances_[i]
   std::vector<unsigned> lcores_;   // worker lcore per instance (or none: thread)
   std::vector<std::thread> threads_;
   std::atomic<bool> running_{false};

@@ -1,0 +1,592 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// UDP, packet by packet: a UdpStack on a real engine::Instance over a net_ring
+// port. The test plays the peer (198.18.0.1): it builds Ethernet/IPv4/UDP
+// frames with frames.hpp (checksums by its own loops, nothing shared with
+// src/net), feeds them through the port's RX ring, and checks what the stack
+// transmitted from the TX ring field by field. Time is explicit (the harness
+// is the stack's clock). Every test leaves the mbuf pool as it found it.
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <catch2/catch.hpp>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "drivers/port.hpp"
+#include "drivers/ring_port.hpp"
+#include "engine/instance.hpp"
+#include "engine/mbuf_util.hpp"
+#include "frames.hpp"
+#include "test_support.hpp"
+#include "udp/udp_stack.hpp"
+
+using namespace keel::test;
+using keel::Errc;
+using keel::engine::Counter;
+using keel::engine::Instance;
+using keel::engine::InstanceConfig;
+using keel::engine::Ipv4Meta;
+using keel::net::Ipv4Addr;
+using keel::net::Ipv4Cidr;
+using keel::net::load_be16;
+using keel::net::store_be16;
+using keel::udp::Datagram;
+using keel::udp::UdpConfig;
+using keel::udp::UdpHandler;
+using keel::udp::UdpSocket;
+using keel::udp::UdpStack;
+
+namespace {
+
+constexpr uint64_t ms = 1'000'000;
+constexpr uint64_t sec = 1'000'000'000;
+constexpr uint64_t t0 = 1000 * sec;
+/// A second address of ours on the same interface.
+constexpr Ipv4Addr our_ip2{198, 18, 0, 20};
+
+// ===== The harness =====
+
+struct TestPort {
+  keel::drivers::RingPort ring;
+  keel::drivers::Port port;
+};
+
+/// Ring ports cannot be removed: every UDP test shares this one.
+TestPort& test_port() {
+  static TestPort tp = [] {
+    auto rp = keel::drivers::create_ring_port("udp_unit", 1024);
+    if (!rp) throw std::runtime_error(rp.error());
+    keel::drivers::PortConfig cfg;
+    cfg.use_offloads = false;
+    cfg.mac = our_mac;
+    auto port = keel::drivers::Port::start(rp->port_id, cfg, pool());
+    if (!port) throw std::runtime_error(port.error());
+    return TestPort{*rp, *port};
+  }();
+  return tp;
+}
+
+/// A frame the stack transmitted, with the offload flags it asked the port for.
+struct Frame {
+  Bytes bytes;
+  uint64_t ol_flags = 0;
+};
+
+UdpConfig small_config() {
+  UdpConfig c;
+  c.max_sockets = 8;
+  c.rcv_datagrams = 4;
+  c.rcv_bytes = 4096;
+  return c;
+}
+
+class UdpHarness {
+ public:
+  explicit UdpHarness(const UdpConfig& cfg = small_config(), InstanceConfig ic = {}) {
+    drain();
+    ic.arp.reachable_ns = 1'000'000 * sec;  // no ARP refresh in the middle of a test
+    inst_ = std::make_unique<Instance>(ic, now);
+    keel::engine::InterfaceConfig l3;
+    l3.addrs = {Ipv4Cidr{our_ip, 24}, Ipv4Cidr{our_ip2, 24}};
+    ifc_ = &inst_->add_interface(test_port().port, 0, l3, pool());
+    udp_ = std::make_unique<UdpStack>(*inst_, cfg);
+    udp_->set_clock([](void* h) { return static_cast<UdpHarness*>(h)->now; }, this);
+    // The peer's MAC is known before the first datagram (an unsolicited ARP reply).
+    feed(ether(our_mac, peer_mac, 0x0806, arp_reply(peer_mac, peer_ip, our_mac, our_ip)));
+    REQUIRE(tx().empty());
+    mark();
+  }
+  ~UdpHarness() {
+    drain();
+    udp_.reset();  // frees the sockets and their queues
+    inst_.reset();
+    drain();
+  }
+
+  UdpStack& udp() { return *udp_; }
+  Instance& inst() { return *inst_; }
+  keel::engine::Interface& ifc() { return *ifc_; }
+  uint64_t count(Counter c) const { return inst_->counters().get(c); }
+  /// Counters that moved since construction or mark(), as "name=delta ...".
+  std::string changed() const {
+    std::ostringstream os;
+    for (size_t i = 0; i < keel::engine::counter_count; ++i) {
+      auto c = Counter(i);
+      uint64_t d = count(c) - base_[i];
+      if (d != 0 && c != Counter::rx_bytes && c != Counter::tx_bytes)
+        os << (os.tellp() ? " " : "") << keel::engine::counter_name(c) << "=" << d;
+    }
+    return os.str();
+  }
+  void mark() {
+    for (size_t i = 0; i < keel::engine::counter_count; ++i) base_[i] = count(Counter(i));
+  }
+
+  void advance(uint64_t dt) {
+    now += dt;
+    inst_->poll(now);
+  }
+  /// Puts a frame (or mbuf) on the RX ring and polls.
+  void feed(const Bytes& f) { feed(make_mbuf(f)); }
+  void feed(rte_mbuf* m) {
+    REQUIRE(rte_ring_enqueue(test_port().ring.rx, m) == 0);
+    inst_->poll(now);
+  }
+  /// Everything transmitted since the last call.
+  std::vector<Frame> tx() {
+    inst_->flush(now);
+    std::vector<Frame> out;
+    void* p = nullptr;
+    while (rte_ring_dequeue(test_port().ring.tx, &p) == 0) {
+      auto* m = static_cast<rte_mbuf*>(p);
+      out.push_back({bytes_of(m), m->ol_flags});
+      REQUIRE(out.back().bytes.size() == m->pkt_len);
+      rte_pktmbuf_free(m);
+    }
+    return out;
+  }
+  Frame tx_one() {
+    auto v = tx();
+    REQUIRE(v.size() == 1);
+    return v[0];
+  }
+
+  UdpSocket* bind(Ipv4Addr a, uint16_t port, UdpHandler* h = nullptr) {
+    auto r = udp_->bind(a, port, h);
+    REQUIRE(r.has_value());
+    return *r;
+  }
+
+  uint64_t now = t0;
+
+ private:
+  static void drain() {
+    void* m = nullptr;
+    while (rte_ring_dequeue(test_port().ring.rx, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+    while (rte_ring_dequeue(test_port().ring.tx, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+  }
+
+  PoolBaseline baseline_;  // first: checked after everything else is gone
+  std::unique_ptr<Instance> inst_;
+  keel::engine::Interface* ifc_ = nullptr;
+  std::unique_ptr<UdpStack> udp_;
+  uint64_t base_[keel::engine::counter_count] = {};
+};
+
+/// Records what the stack tells the application.
+struct Rec : UdpHandler {
+  std::string events;
+  UdpStack* close_in_callback = nullptr;
+  void on_readable(UdpSocket& s) override {
+    events += "readable ";
+    if (close_in_callback) close_in_callback->close(&s);
+  }
+  void on_error(UdpSocket&, Errc e) override {
+    events += "error:" + std::string(keel::to_string(e)) + " ";
+  }
+  std::string take() {
+    std::string e = events;
+    events.clear();
+    if (!e.empty()) e.pop_back();
+    return e;
+  }
+};
+
+/// A UDP datagram from the peer (ip.src) in a frame to us.
+Bytes dgram(uint16_t sport, uint16_t dport, const Bytes& payload, Ip ip = {},
+            keel::net::MacAddr dst_mac = our_mac) {
+  return ether(dst_mac, peer_mac, 0x0800, ipv4(ip, udp(ip.src, ip.dst, sport, dport, payload)));
+}
+
+/// An emitted UDP datagram, parsed.
+struct UdpOut {
+  IpPacket ip;
+  uint16_t sport = 0, dport = 0, len = 0, cksum = 0;
+  Bytes payload;
+};
+
+/// Parses a frame to the peer that carries one whole UDP datagram; with
+/// `offloaded` the checksum field must hold the pseudo-header sum for the
+/// port, else a valid checksum.
+UdpOut parse_udp_out(const Frame& f, Ipv4Addr src = our_ip, bool offloaded = false) {
+  EthFrame e = parse_ether(f.bytes);
+  CHECK(e.dst == peer_mac);
+  CHECK(e.src == our_mac);
+  REQUIRE(e.type == 0x0800);
+  UdpOut u;
+  u.ip = parse_ipv4(e.payload);
+  CHECK(u.ip.hdr.src == src);
+  CHECK(u.ip.hdr.dst == peer_ip);
+  REQUIRE(u.ip.hdr.protocol == 17);
+  CHECK(!u.ip.hdr.df);  // never DF (COMPAT(linux): IP_PMTUDISC_DONT)
+  CHECK(!u.ip.hdr.mf);
+  CHECK(u.ip.hdr.frag_off == 0);
+  const Bytes& b = u.ip.payload;
+  REQUIRE(b.size() >= 8);
+  u.sport = load_be16(&b[0]);
+  u.dport = load_be16(&b[2]);
+  u.len = load_be16(&b[4]);
+  u.cksum = load_be16(&b[6]);
+  CHECK(u.len == b.size());
+  uint32_t pseudo = pseudo_sum(src, peer_ip, 17, b.size());
+  if (offloaded) {
+    CHECK((f.ol_flags & RTE_MBUF_F_TX_UDP_CKSUM) != 0);
+    uint32_t folded = pseudo;
+    while (folded >> 16) folded = (folded & 0xffff) + (folded >> 16);
+    CHECK(u.cksum == folded);
+  } else {
+    CHECK((f.ol_flags & RTE_MBUF_F_TX_UDP_CKSUM) == 0);
+    CHECK(u.cksum != 0);  // RFC 768: computed zero is sent as 0xffff
+    CHECK(fold_cksum(sum16(b.data(), b.size(), pseudo)) == 0);
+  }
+  u.payload.assign(b.begin() + 8, b.end());
+  return u;
+}
+
+/// Checks an ICMP destination unreachable from `src` to the peer and returns what it quotes.
+Bytes parse_unreachable(const Frame& f, uint8_t code, Ipv4Addr src = our_ip) {
+  EthFrame e = parse_ether(f.bytes);
+  CHECK(e.dst == peer_mac);
+  REQUIRE(e.type == 0x0800);
+  IpPacket ip = parse_ipv4(e.payload);
+  CHECK(ip.hdr.src == src);
+  CHECK(ip.hdr.dst == peer_ip);
+  REQUIRE(ip.hdr.protocol == 1);
+  const Bytes& m = ip.payload;
+  REQUIRE(m.size() >= 8);
+  CHECK(m[0] == 3);
+  CHECK(m[1] == code);
+  CHECK(keel::net::load_be32(&m[4]) == 0);  // unused
+  CHECK(cksum(m) == 0);
+  return Bytes(m.begin() + 8, m.end());
+}
+
+/// The bytes of a frame's IPv4 packet, from its header on.
+Bytes ip_part(const Bytes& frame) { return Bytes(frame.begin() + 14, frame.end()); }
+
+}  // namespace
+
+// ===== bind, ephemeral ports, close =====
+
+TEST_CASE("udp: bind, conflicts, ephemeral ports and close", "[udp]") {
+  UdpHarness h;
+  UdpStack& u = h.udp();
+  UdpSocket* a = h.bind(our_ip, 5000);
+  CHECK(a->local_addr() == our_ip);
+  CHECK(a->local_port() == 5000);
+  CHECK(!a->connected());
+  // Another of our addresses on the same port is fine; overlapping ones are not.
+  UdpSocket* b = h.bind(our_ip2, 5000);
+  CHECK(u.bind(our_ip, 5000, nullptr).error() == Errc::already_exists);
+  CHECK(u.bind(Ipv4Addr::any(), 5000, nullptr).error() == Errc::already_exists);
+  UdpSocket* w = h.bind(Ipv4Addr::any(), 5001);
+  CHECK(u.bind(our_ip, 5001, nullptr).error() == Errc::already_exists);
+  // Not our address: refused.
+  CHECK(u.bind(other_ip, 5002, nullptr).error() == Errc::invalid_argument);
+  CHECK(u.bind(subnet_bcast, 5002, nullptr).error() == Errc::invalid_argument);
+  // Ephemeral: in Linux's range, never one in use.
+  UdpSocket* e1 = h.bind(Ipv4Addr::any(), 0);
+  UdpSocket* e2 = h.bind(our_ip, 0);
+  for (UdpSocket* e : {e1, e2}) {
+    CHECK(e->local_port() >= UdpStack::ephemeral_first);
+    CHECK(e->local_port() <= UdpStack::ephemeral_last);
+  }
+  CHECK(e1->local_port() != e2->local_port());
+  CHECK(u.sockets() == 5);
+  // max_sockets (8) bounds the table.
+  std::vector<UdpSocket*> more;
+  for (int i = 0; i < 3; ++i) more.push_back(h.bind(Ipv4Addr::any(), uint16_t(6000 + i)));
+  CHECK(u.bind(Ipv4Addr::any(), 6100, nullptr).error() == Errc::no_memory);
+  // close frees the port and the slot.
+  u.close(a);
+  UdpSocket* a2 = h.bind(our_ip, 5000);
+  u.close(b);
+  CHECK(u.bind(Ipv4Addr::any(), 5000, nullptr).error() == Errc::already_exists);  // a2 is there
+  u.close(a2);
+  UdpSocket* wide = h.bind(Ipv4Addr::any(), 5000);
+  CHECK(u.sockets() == 7);
+  for (UdpSocket* s : {wide, w, e1, e2}) u.close(s);
+  for (UdpSocket* s : more) u.close(s);
+  CHECK(u.sockets() == 0);
+  CHECK(h.changed().empty());
+}
+
+TEST_CASE("udp: ephemeral ports run out with already_exists", "[udp]") {
+  UdpConfig cfg = small_config();
+  cfg.max_sockets = 28300;
+  cfg.rcv_datagrams = 1;
+  UdpHarness h(cfg);
+  std::vector<UdpSocket*> all;
+  for (uint32_t i = 0; i < 28232; ++i) all.push_back(h.bind(Ipv4Addr::any(), 0));
+  CHECK(h.udp().bind(our_ip, 0, nullptr).error() == Errc::already_exists);
+  uint16_t freed = all[100]->local_port();
+  h.udp().close(all[100]);
+  UdpSocket* again = h.bind(our_ip, 0);
+  CHECK(again->local_port() == freed);
+  all[100] = again;
+  for (UdpSocket* s : all) h.udp().close(s);
+}
+
+// ===== Receive =====
+
+TEST_CASE("udp: a datagram is delivered zero copy with its addresses", "[udp]") {
+  UdpHarness h;
+  Rec rec;
+  UdpSocket* s = h.bind(Ipv4Addr::any(), 9000, &rec);
+  Bytes payload = pattern(100);
+  rte_mbuf* fed = make_mbuf(dgram(7000, 9000, payload));
+  uint16_t fed_off = fed->data_off;
+  h.feed(fed);
+  CHECK(rec.take() == "readable");
+  CHECK(s->queued() == 1);
+  CHECK(s->queued_bytes() == 100);
+  // A second datagram (to our other address) is no new edge.
+  h.feed(dgram(7001, 9000, pattern(5, 1), Ip{.dst = our_ip2}));
+  CHECK(rec.take().empty());
+  auto d = h.udp().recv(*s);
+  REQUIRE(d.has_value());
+  CHECK(d->payload == fed);                        // the mbuf that came in
+  CHECK(d->payload->data_off == fed_off + 14 + 20 + 8);  // headers stripped by adj
+  CHECK(bytes_of(d->payload) == payload);
+  CHECK(d->src == peer_ip);
+  CHECK(d->src_port == 7000);
+  CHECK(d->dst == our_ip);
+  rte_pktmbuf_free(d->payload);
+  auto d2 = h.udp().recv(*s);
+  REQUIRE(d2.has_value());
+  CHECK(d2->dst == our_ip2);
+  CHECK(d2->src_port == 7001);
+  CHECK(bytes_of(d2->payload) == pattern(5, 1));
+  rte_pktmbuf_free(d2->payload);
+  CHECK(!h.udp().recv(*s).has_value());
+  CHECK(s->queued_bytes() == 0);
+  // Empty again: the next datagram is a new edge.
+  h.feed(dgram(7000, 9000, {}));
+  CHECK(rec.take() == "readable");
+  CHECK(h.changed() == "rx_packets=3 ip_in=3 udp_in=3");
+  h.udp().close(s);  // frees the queued (empty) datagram
+}
+
+TEST_CASE("udp: a specific address is preferred over any()", "[udp]") {
+  UdpHarness h;
+  UdpSocket* wild = h.bind(Ipv4Addr::any(), 9000);
+  h.udp().close(wild);  // bind(our_ip) would conflict with it
+  UdpSocket* one = h.bind(our_ip, 9000);
+  h.feed(dgram(7000, 9000, {1}));
+  CHECK(one->queued() == 1);
+  // To our other address nobody listens on 9000: port unreachable, from that address.
+  h.feed(dgram(7000, 9000, {2}, Ip{.dst = our_ip2}));
+  parse_unreachable(h.tx_one(), 3, our_ip2);
+  CHECK(one->queued() == 1);
+  h.udp().close(one);
+}
+
+TEST_CASE("udp: recv_copy copies, truncates like recvfrom and would block", "[udp]") {
+  UdpHarness h;
+  UdpSocket* s = h.bind(our_ip, 9000);
+  uint8_t buf[64];
+  CHECK(h.udp().recv_copy(*s, buf, sizeof buf).error() == Errc::would_block);
+  // A chained frame: the payload spans segments.
+  h.feed(make_chain(dgram(7000, 9000, pattern(100)), {50, 30}));
+  h.feed(dgram(7001, 9000, pattern(10, 3)));
+  auto r = h.udp().recv_copy(*s, buf, sizeof buf);
+  REQUIRE(r.has_value());
+  CHECK(r->copied == 64);
+  CHECK(r->datagram_len == 100);
+  CHECK(r->truncated);
+  const Bytes sent = pattern(100);
+  CHECK(Bytes(buf, buf + 64) == Bytes(sent.begin(), sent.begin() + 64));
+  CHECK(r->src == peer_ip);
+  CHECK(r->src_port == 7000);
+  CHECK(r->dst == our_ip);
+  r = h.udp().recv_copy(*s, buf, sizeof buf);
+  REQUIRE(r.has_value());
+  CHECK(r->copied == 10);
+  CHECK(!r->truncated);
+  CHECK(Bytes(buf, buf + 10) == pattern(10, 3));
+  CHECK(h.udp().recv_copy(*s, buf, sizeof buf).error() == Errc::would_block);
+  h.udp().close(s);
+}
+
+TEST_CASE("udp: checksums good, bad, none, and verified by the port", "[udp]") {
+  UdpHarness h;
+  UdpSocket* s = h.bind(our_ip, 9000);
+  Bytes good = dgram(7000, 9000, pattern(33));
+  h.feed(good);
+  Bytes bad = good;
+  bad[14 + 20 + 6] ^= 0x01;  // checksum field
+  h.feed(bad);
+  Bytes data_flip = good;
+  data_flip.back() ^= 0x80;
+  h.feed(data_flip);
+  CHECK(h.changed() == "rx_packets=3 ip_in=3 udp_in=3 udp_bad_checksum=2");
+  CHECK(s->queued() == 1);
+  // RFC 768: zero means the sender computed none.
+  Bytes none = good;
+  store_be16(&none[14 + 20 + 6], 0);
+  none.back() ^= 0x80;
+  h.feed(none);
+  CHECK(s->queued() == 2);
+  // The port said the checksum is good: not verified again.
+  rte_mbuf* m = make_mbuf(bad);
+  m->ol_flags |= RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+  h.feed(m);
+  CHECK(s->queued() == 3);
+  // The port said bad: verified here, and bad it is.
+  m = make_mbuf(bad);
+  m->ol_flags |= RTE_MBUF_F_RX_L4_CKSUM_BAD;
+  h.feed(m);
+  CHECK(s->queued() == 3);
+  CHECK(h.count(Counter::udp_bad_checksum) == 3);
+  h.tx();
+  h.udp().close(s);  // frees the three queued datagrams
+}
+
+TEST_CASE("udp: lengths: truncated header, bad length field, padding trimmed", "[udp]") {
+  UdpHarness h;
+  UdpSocket* s = h.bind(our_ip, 9000);
+  Ip ip;
+  // 7 bytes of UDP header.
+  Bytes u = udp(peer_ip, our_ip, 7000, 9000, {});
+  h.feed(ether(our_mac, peer_mac, 0x0800, ipv4(ip, Bytes(u.begin(), u.begin() + 7))));
+  CHECK(h.changed() == "rx_packets=1 ip_in=1 udp_in=1 udp_truncated=1");
+  h.mark();
+  // Length field beyond the IP payload, and below the header.
+  for (uint16_t len : {uint16_t(8 + 21), uint16_t(7), uint16_t(0)}) {
+    Bytes b = udp(peer_ip, our_ip, 7000, 9000, pattern(20));
+    store_be16(&b[4], len);
+    h.feed(ether(our_mac, peer_mac, 0x0800, ipv4(ip, b)));
+  }
+  CHECK(h.changed() == "rx_packets=3 ip_in=3 udp_in=3 udp_bad_length=3");
+  CHECK(s->queued() == 0);
+  h.mark();
+  // An IP payload longer than the UDP length: the rest is cut off (the
+  // checksum covers the UDP length only).
+  Bytes b = cat(udp(peer_ip, our_ip, 7000, 9000, pattern(20)), Bytes(13, 0xee));
+  rte_mbuf* fed = make_mbuf(ether(our_mac, peer_mac, 0x0800, ipv4(ip, b)));
+  h.feed(fed);
+  // Ethernet padding of a short frame is cut by IPv4 already.
+  h.feed(ether(our_mac, peer_mac, 0x0800, ipv4(ip, udp(peer_ip, our_ip, 7000, 9000, {9})), 60));
+  CHECK(h.changed() == "rx_packets=2 ip_in=2 udp_in=2");
+  auto d = h.udp().recv(*s);
+  REQUIRE(d.has_value());
+  CHECK(d->payload == fed);
+  CHECK(bytes_of(d->payload) == pattern(20));
+  rte_pktmbuf_free(d->payload);
+  d = h.udp().recv(*s);
+  REQUIRE(d.has_value());
+  CHECK(bytes_of(d->payload) == Bytes{9});
+  rte_pktmbuf_free(d->payload);
+  CHECK(h.tx().empty());
+  h.udp().close(s);
+}
+
+TEST_CASE("udp: a reassembled datagram is delivered whole", "[udp]") {
+  UdpHarness h;
+  UdpSocket* s = h.bind(our_ip, 9000);
+  Bytes u = udp(peer_ip, our_ip, 7000, 9000, pattern(3000));
+  auto frags = fragments(Ip{}, u, 1480);
+  REQUIRE(frags.size() == 3);
+  for (size_t i = frags.size(); i-- > 0;) h.feed(frags[i]);
+  auto d = h.udp().recv(*s);
+  REQUIRE(d.has_value());
+  CHECK(bytes_of(d->payload) == pattern(3000));
+  rte_pktmbuf_free(d->payload);
+  CHECK(h.count(Counter::ip_reassembled) == 1);
+  h.udp().close(s);
+}
+
+TEST_CASE("udp: the receive queue is bounded by datagrams and by bytes", "[udp]") {
+  UdpConfig cfg = small_config();  // 4 datagrams, 4096 bytes
+  UdpHarness h(cfg);
+  Rec rec;
+  UdpSocket* s = h.bind(our_ip, 9000, &rec);
+  for (int i = 0; i < 6; ++i) h.feed(dgram(7000, 9000, pattern(10, uint8_t(i))));
+  CHECK(s->queued() == 4);
+  CHECK(h.changed() == "rx_packets=6 ip_in=6 udp_in=6 udp_rcvbuf_errors=2");
+  CHECK(rec.take() == "readable");
+  // The oldest are kept.
+  auto d = h.udp().recv(*s);
+  REQUIRE(d.has_value());
+  CHECK(bytes_of(d->payload) == pattern(10, 0));
+  rte_pktmbuf_free(d->payload);
+  while (auto x = h.udp().recv(*s)) rte_pktmbuf_free(x->payload);
+  h.mark();
+  // Bytes: a datagram is queued while less than rcv_bytes is (1500 + 1500 +
+  // 1500 > 4096 is still taken, the fourth is not).
+  for (int i = 0; i < 4; ++i) h.feed(dgram(7000, 9000, pattern(1400)));
+  CHECK(s->queued() == 3);
+  CHECK(s->queued_bytes() == 4200);
+  CHECK(h.changed() == "rx_packets=4 ip_in=4 udp_in=4 udp_rcvbuf_errors=1");
+  h.udp().close(s);  // frees the three
+}
+
+TEST_CASE("udp: a handler may close its socket in on_readable", "[udp]") {
+  UdpHarness h;
+  Rec rec;
+  rec.close_in_callback = &h.udp();
+  h.bind(our_ip, 9000, &rec);
+  h.feed(dgram(7000, 9000, pattern(10)));
+  CHECK(rec.take() == "readable");
+  CHECK(h.udp().sockets() == 0);
+  h.feed(dgram(7000, 9000, pattern(10)));
+  CHECK(h.count(Counter::udp_no_port) == 1);
+  h.tx();
+}
+
+TEST_CASE("udp: a connected socket takes datagrams from its peer only", "[udp]") {
+  UdpHarness h;
+  UdpSocket* s = h.bind(Ipv4Addr::any(), 9000);
+  REQUIRE(h.udp().connect(*s, peer_ip, 7000));
+  CHECK(s->connected());
+  CHECK(s->peer_addr() == peer_ip);
+  CHECK(s->peer_port() == 7000);
+  h.feed(dgram(7000, 9000, {1}));
+  h.feed(dgram(7001, 9000, {2}));                     // another port of the peer
+  h.feed(dgram(7000, 9000, {3}, Ip{.src = other_ip}));  // another host
+  CHECK(s->queued() == 1);
+  CHECK(h.count(Counter::udp_no_port) == 2);
+  CHECK(h.tx().size() == 2);  // port unreachable to both (ARP request for other_ip, actually)
+  // Dissolved: everyone again.
+  REQUIRE(h.udp().connect(*s, Ipv4Addr::any(), 0));
+  CHECK(!s->connected());
+  h.feed(dgram(7001, 9000, {4}));
+  CHECK(s->queued() == 2);
+  // Bad peers.
+  CHECK(h.udp().connect(*s, Ipv4Addr::broadcast(), 1).error() == Errc::invalid_argument);
+  CHECK(h.udp().connect(*s, subnet_bcast, 1).error() == Errc::invalid_argument);
+  CHECK(h.udp().connect(*s, Ipv4Addr{224, 0, 0, 1}, 1).error() == Errc::invalid_argument);
+  CHECK(h.udp().connect(*s, far_ip, 1).error() == Errc::unreachable);  // no gateway
+  CHECK(!s->connected());
+  h.udp().close(s);
+}
+
+TEST_CASE("udp: broadcasts reach the any() socket and get no ICMP", "[udp]") {
+  UdpHarness h;
+  UdpSocket* w = h.bind(Ipv4Addr::any(), 9000);
+  UdpSocket* one = h.bind(our_ip, 9001);
+  auto bcast = [&](Ipv4Addr dst, uint16_t port) {
+    h.feed(dgram(7000, port, {7}, Ip{.dst = dst}, keel::net::MacAddr::broadcast()));
+  };
+  bcast(Ipv4Addr::broadcast(), 9000);
+  bcast(subnet_bcast, 9000);
+  CHECK(w->queued() == 2);
+  auto d = h.udp().recv(*w);
+  REQUIRE(d.has_value());
+  CHECK(d->dst == Ipv4Addr::broadcast());
+  rte_pktmbuf_free(d->payload);
+  // A socket bound to one address hears no broadcast; nobody answers for it.
+  h.mark();
+  bcast(Ipv4Addr::broadcast(), 9001);
+  bcast(subnet_bcast, 9001);
+  bcast(subnet_bcast, 9002);
+  CHECK(one->queued() == 0);
+  CHECK(h.changed() ==
+        "rx_packets=3 ip_in=3 icmp_unreach_suppressed=3 udp_in=3 udp_no_port=3");
+  CHECK(h.tx().empty());
+  h.udp().close(w);
+  h.udp().close(one);
+}
