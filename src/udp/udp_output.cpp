@@ -39,6 +39,7 @@ Result<void> UdpStack::send_to(UdpSocket& s, rte_mbuf* m, Ipv4Addr dst, uint16_t
   if (RTE_MBUF_DIRECT(m) && rte_mbuf_refcnt_read(m) == 1 &&
       rte_pktmbuf_headroom(m) >= header_room) {
     rte_pktmbuf_prepend(m, uint16_t(net::udp_header_len));
+    m->ol_flags = 0;  // a received mbuf sent back (an echo) still carries its RX flags
   } else {
     head = rte_pktmbuf_alloc(inst_.interfaces().front()->pool);
     if (head == nullptr || rte_pktmbuf_append(head, uint16_t(net::udp_header_len)) == nullptr ||

@@ -148,6 +148,12 @@ class UdpHarness {
     }
     return out;
   }
+  /// The next transmitted mbuf itself (the caller frees it), or nullptr.
+  rte_mbuf* tx_mbuf() {
+    inst_->flush(now);
+    void* p = nullptr;
+    return rte_ring_dequeue(test_port().ring.tx, &p) == 0 ? static_cast<rte_mbuf*>(p) : nullptr;
+  }
   Frame tx_one() {
     auto v = tx();
     REQUIRE(v.size() == 1);
@@ -266,6 +272,14 @@ Bytes parse_unreachable(const Frame& f, uint8_t code, Ipv4Addr src = our_ip) {
 
 /// The bytes of a frame's IPv4 packet, from its header on.
 Bytes ip_part(const Bytes& frame) { return Bytes(frame.begin() + 14, frame.end()); }
+
+/// An ICMP error from the peer about a datagram we sent (`sent`: its IP packet).
+Bytes icmp_about(uint8_t type, uint8_t code, const Bytes& sent, uint32_t rest = 0) {
+  Ip ip;
+  ip.protocol = 1;
+  return ether(our_mac, peer_mac, 0x0800,
+               ipv4(ip, icmp(type, code, rest, Bytes(sent.begin(), sent.begin() + 28))));
+}
 
 }  // namespace
 
@@ -589,4 +603,334 @@ TEST_CASE("udp: broadcasts reach the any() socket and get no ICMP", "[udp]") {
   CHECK(h.tx().empty());
   h.udp().close(w);
   h.udp().close(one);
+}
+
+// ===== Send =====
+
+TEST_CASE("udp: send_to writes the header into the payload's headroom", "[udp]") {
+  UdpHarness h;
+  UdpSocket* s = h.bind(Ipv4Addr::any(), 5000);
+  rte_mbuf* m = make_mbuf(pattern(200));
+  REQUIRE(h.udp().send_to(*s, m, peer_ip, 7000));
+  rte_mbuf* out = h.tx_mbuf();
+  REQUIRE(out != nullptr);
+  CHECK(out == m);  // the same mbuf: header prepended, no copy, no header mbuf
+  CHECK(out->nb_segs == 1);
+  Frame f{bytes_of(out), out->ol_flags};
+  rte_pktmbuf_free(out);
+  UdpOut u = parse_udp_out(f);  // source: the route's, as bound to any()
+  CHECK(u.sport == 5000);
+  CHECK(u.dport == 7000);
+  CHECK(u.len == 208);
+  CHECK(u.payload == pattern(200));
+  CHECK(u.ip.hdr.ttl == 64);
+  CHECK(h.changed() == "tx_packets=1 ip_out=1 udp_out=1");
+  // Bound to our other address: that is the source.
+  UdpSocket* s2 = h.bind(our_ip2, 5001);
+  REQUIRE(h.udp().send_to(*s2, make_mbuf(pattern(1)), peer_ip, 7000));
+  UdpOut u2 = parse_udp_out(h.tx_one(), our_ip2);
+  CHECK(u2.sport == 5001);
+  CHECK(u2.payload == pattern(1));
+  h.udp().close(s);
+  h.udp().close(s2);
+}
+
+TEST_CASE("udp: a received datagram sent back is the same mbuf both ways", "[udp]") {
+  UdpHarness h;
+  UdpSocket* s = h.bind(our_ip, 5000);
+  rte_mbuf* fed = make_mbuf(dgram(7000, 5000, pattern(99)));
+  fed->ol_flags |= RTE_MBUF_F_RX_L4_CKSUM_GOOD | RTE_MBUF_F_RX_IP_CKSUM_GOOD;
+  h.feed(fed);
+  auto d = h.udp().recv(*s);
+  REQUIRE(d.has_value());
+  REQUIRE(d->payload == fed);
+  REQUIRE(h.udp().send_to(*s, d->payload, d->src, d->src_port));  // an echo
+  rte_mbuf* out = h.tx_mbuf();
+  CHECK(out == fed);
+  CHECK((out->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == 0);  // RX flags are not sent on
+  Frame f{bytes_of(out), out->ol_flags};
+  rte_pktmbuf_free(out);
+  UdpOut u = parse_udp_out(f);
+  CHECK(u.sport == 5000);
+  CHECK(u.dport == 7000);
+  CHECK(u.payload == pattern(99));
+  h.udp().close(s);
+}
+
+TEST_CASE("udp: with checksum offload the port gets the pseudo-header sum", "[udp]") {
+  UdpHarness h;
+  h.ifc().caps.tx_udp_cksum = true;
+  UdpSocket* s = h.bind(our_ip, 5000);
+  for (size_t len : {0u, 1u, 777u}) {
+    INFO("payload " << len);
+    REQUIRE(h.udp().send_to(*s, make_mbuf(pattern(len)), peer_ip, 7000));
+    UdpOut u = parse_udp_out(h.tx_one(), our_ip, true);
+    CHECK(u.payload == pattern(len));
+  }
+  // Fragmented datagrams are summed in software whatever the port can.
+  REQUIRE(h.udp().send_to_copy(*s, pattern(2000).data(), 2000, peer_ip, 7000).value_or(0) == 2000);
+  auto frames = h.tx();
+  REQUIRE(frames.size() == 2);
+  for (auto& f : frames) CHECK((f.ol_flags & RTE_MBUF_F_TX_UDP_CKSUM) == 0);
+  h.udp().close(s);
+}
+
+TEST_CASE("udp: send_to_copy, chained, headroom-less and shared payloads", "[udp]") {
+  UdpHarness h;
+  UdpSocket* s = h.bind(our_ip, 5000);
+  UdpStack& u = h.udp();
+  SECTION("send_to_copy") {
+    Bytes p = pattern(300, 4);
+    auto r = u.send_to_copy(*s, p.data(), p.size(), peer_ip, 7000);
+    REQUIRE(r.has_value());
+    CHECK(*r == 300);
+    CHECK(parse_udp_out(h.tx_one()).payload == p);
+    r = u.send_to_copy(*s, nullptr, 0, peer_ip, 7000);  // an empty datagram
+    REQUIRE(r.has_value());
+    CHECK(*r == 0);
+    UdpOut e = parse_udp_out(h.tx_one());
+    CHECK(e.len == 8);
+    CHECK(e.payload.empty());
+  }
+  SECTION("a chained payload with odd segments") {
+    Bytes p = pattern(1001, 9);
+    REQUIRE(u.send_to(*s, make_chain(p, {101, 333}), peer_ip, 7000));
+    CHECK(parse_udp_out(h.tx_one()).payload == p);
+  }
+  SECTION("no headroom: a header mbuf goes in front") {
+    rte_mbuf* m = rte_pktmbuf_alloc(pool());
+    REQUIRE(m != nullptr);
+    m->data_off = 0;
+    Bytes p = pattern(64, 2);
+    std::memcpy(rte_pktmbuf_append(m, 64), p.data(), 64);
+    REQUIRE(u.send_to(*s, m, peer_ip, 7000));
+    rte_mbuf* out = h.tx_mbuf();
+    REQUIRE(out != nullptr);
+    CHECK(out != m);  // (the port lacks multi-segment TX: the chain was linearised)
+    Frame f{bytes_of(out), out->ol_flags};
+    rte_pktmbuf_free(out);
+    CHECK(parse_udp_out(f).payload == p);
+  }
+  SECTION("a clone: the shared buffer's headroom is not written") {
+    rte_mbuf* orig = make_mbuf(pattern(64, 5));
+    std::memset(rte_pktmbuf_mtod(orig, uint8_t*) - 8, 0xa5, 8);  // headroom marker
+    rte_mbuf* c = rte_pktmbuf_clone(orig, pool());
+    REQUIRE(c != nullptr);
+    REQUIRE(u.send_to(*s, c, peer_ip, 7000));
+    CHECK(parse_udp_out(h.tx_one()).payload == pattern(64, 5));
+    CHECK(Bytes(rte_pktmbuf_mtod(orig, uint8_t*) - 8, rte_pktmbuf_mtod(orig, uint8_t*)) ==
+          Bytes(8, 0xa5));
+    CHECK(bytes_of(orig) == pattern(64, 5));
+    rte_pktmbuf_free(orig);
+  }
+  CHECK(h.count(Counter::udp_out) >= 1);
+  u.close(s);
+}
+
+TEST_CASE("udp: datagrams over the MTU are fragmented, over 65507 refused", "[udp]") {
+  UdpHarness h;
+  UdpSocket* s = h.bind(our_ip, 5000);
+  UdpStack& u = h.udp();
+  auto reassemble = [&](size_t payload_len) {
+    auto frames = h.tx();
+    REQUIRE(frames.size() == (8 + payload_len + 1479) / 1480);
+    Bytes whole;
+    uint16_t id = 0;
+    for (size_t i = 0; i < frames.size(); ++i) {
+      IpPacket ip = parse_ipv4(parse_ether(frames[i].bytes).payload);
+      CHECK(ip.hdr.frag_off == i * 1480);
+      CHECK(ip.hdr.mf == (i + 1 < frames.size()));
+      CHECK(!ip.hdr.df);
+      CHECK(ip.hdr.protocol == 17);
+      if (i == 0) id = ip.hdr.id;
+      CHECK(ip.hdr.id == id);
+      CHECK(ip.total_len <= 1500);
+      whole = cat(whole, ip.payload);
+    }
+    REQUIRE(whole.size() == 8 + payload_len);
+    CHECK(load_be16(&whole[0]) == 5000);
+    CHECK(load_be16(&whole[2]) == 7000);
+    CHECK(load_be16(&whole[4]) == uint16_t(whole.size()));
+    CHECK(fold_cksum(sum16(whole.data(), whole.size(),
+                           pseudo_sum(our_ip, peer_ip, 17, whole.size()))) == 0);
+    return Bytes(whole.begin() + 8, whole.end());
+  };
+  Bytes p = pattern(3000, 1);
+  REQUIRE(u.send_to_copy(*s, p.data(), p.size(), peer_ip, 7000));
+  CHECK(reassemble(3000) == p);
+  // The largest datagram there is.
+  rte_mbuf* big = keel::engine::alloc_chain(pool(), UdpStack::max_payload);
+  REQUIRE(big != nullptr);
+  REQUIRE(u.send_to(*s, big, peer_ip, 7000));
+  CHECK(reassemble(UdpStack::max_payload).size() == UdpStack::max_payload);
+  // One byte more: refused, and the mbuf is still the caller's.
+  rte_mbuf* too_big = keel::engine::alloc_chain(pool(), UdpStack::max_payload + 1);
+  REQUIRE(too_big != nullptr);
+  CHECK(u.send_to(*s, too_big, peer_ip, 7000).error() == Errc::invalid_argument);
+  rte_pktmbuf_free(too_big);
+  std::vector<uint8_t> buf(UdpStack::max_payload + 1);
+  CHECK(u.send_to_copy(*s, buf.data(), buf.size(), peer_ip, 7000).error() ==
+        Errc::invalid_argument);
+  CHECK(h.tx().empty());
+  u.close(s);
+}
+
+TEST_CASE("udp: bad destinations are refused without taking the payload", "[udp]") {
+  UdpHarness h;
+  UdpSocket* s = h.bind(our_ip, 5000);
+  UdpStack& u = h.udp();
+  rte_mbuf* m = make_mbuf(pattern(10));
+  CHECK(u.send_to(*s, m, peer_ip, 0).error() == Errc::invalid_argument);
+  CHECK(u.send_to(*s, m, Ipv4Addr::any(), 7000).error() == Errc::invalid_argument);
+  CHECK(u.send_to(*s, m, Ipv4Addr::broadcast(), 7000).error() == Errc::invalid_argument);
+  CHECK(u.send_to(*s, m, subnet_bcast, 7000).error() == Errc::invalid_argument);
+  CHECK(u.send_to(*s, m, Ipv4Addr{239, 1, 1, 1}, 7000).error() == Errc::invalid_argument);
+  CHECK(u.send_to(*s, nullptr, peer_ip, 7000).error() == Errc::invalid_argument);
+  // Unconnected send(): not_connected, not taken either.
+  CHECK(u.send(*s, m).error() == Errc::not_connected);
+  CHECK(bytes_of(m) == pattern(10));
+  // No route (no gateway here): taken and freed.
+  CHECK(u.send_to(*s, m, far_ip, 7000).error() == Errc::unreachable);
+  CHECK(h.changed() == "ip_no_route=1");
+  // Connected: send() goes to the peer.
+  REQUIRE(u.connect(*s, peer_ip, 7002));
+  REQUIRE(u.send(*s, make_mbuf(pattern(3))));
+  UdpOut o = parse_udp_out(h.tx_one());
+  CHECK(o.dport == 7002);
+  CHECK(o.payload == pattern(3));
+  u.close(s);
+}
+
+// ===== ICMP port unreachable =====
+
+TEST_CASE("udp: a closed port gets one ICMP port unreachable quoting the datagram", "[udp]") {
+  UdpHarness h;
+  Ip ip;
+  Bytes payload = pattern(50);
+  SECTION("plain header") {}
+  SECTION("header with options") { ip.options = {0x01, 0x01, 0x01, 0x00}; }
+  Bytes f = dgram(7000, 9999, payload, ip);
+  h.feed(f);
+  Bytes quote = parse_unreachable(h.tx_one(), 3);
+  size_t ihl = 20 + ip.options.size();
+  // RFC 792: the IP header as received and the first 8 bytes of its data.
+  CHECK(quote == Bytes(f.begin() + 14, f.begin() + ptrdiff_t(14 + ihl + 8)));
+  CHECK(h.changed() == "rx_packets=1 tx_packets=1 ip_in=1 ip_out=1 icmp_unreach_out=1 udp_in=1 "
+                       "udp_no_port=1");
+  // A datagram with a bad checksum is dropped before: no ICMP for it.
+  Bytes bad = f;
+  bad.back() ^= 1;
+  h.feed(bad);
+  CHECK(h.tx().empty());
+}
+
+TEST_CASE("udp: ICMP errors are rate limited", "[udp]") {
+  SECTION("the default bucket: a burst of 50") {
+    UdpHarness h;
+    for (int i = 0; i < 60; ++i) h.feed(dgram(7000, 9999, pattern(8)));
+    CHECK(h.tx().size() == 50);
+    CHECK(h.count(Counter::icmp_unreach_ratelimited) == 10);
+    h.advance(1 * ms);  // 1000 per second: one more
+    h.feed(dgram(7000, 9999, pattern(8)));
+    h.feed(dgram(7000, 9999, pattern(8)));
+    CHECK(h.tx().size() == 1);
+    CHECK(h.count(Counter::udp_no_port) == 62);
+  }
+  SECTION("configured: 10 per second, burst 3") {
+    InstanceConfig ic;
+    ic.icmp_errors_per_sec = 10;
+    ic.icmp_errors_burst = 3;
+    UdpHarness h(small_config(), ic);
+    for (int i = 0; i < 5; ++i) h.feed(dgram(7000, 9999, {}));
+    CHECK(h.tx().size() == 3);
+    h.advance(99 * ms);
+    h.feed(dgram(7000, 9999, {}));
+    CHECK(h.tx().empty());
+    h.advance(1 * ms);
+    h.feed(dgram(7000, 9999, {}));
+    h.feed(dgram(7000, 9999, {}));
+    CHECK(h.tx().size() == 1);
+    h.advance(10 * sec);  // refills to the burst, no further
+    for (int i = 0; i < 5; ++i) h.feed(dgram(7000, 9999, {}));
+    CHECK(h.tx().size() == 3);
+    CHECK(h.changed().find("icmp_unreach_ratelimited=6") != std::string::npos);
+  }
+}
+
+TEST_CASE("udp: send_icmp_error keeps RFC 1122 3.2.2's silences", "[udp]") {
+  UdpHarness h;
+  // An IPv4 packet as ip_deliver hands it on: data at the L4 header.
+  auto deliver = [&](const Ip& ip, const Bytes& l4, uint8_t code) {
+    rte_mbuf* m = make_mbuf(ipv4(ip, l4));
+    rte_pktmbuf_adj(m, uint16_t(20 + ip.options.size()));
+    Ipv4Meta meta;
+    meta.src = ip.src;
+    meta.dst = ip.dst;
+    meta.protocol = ip.protocol;
+    meta.ihl = uint8_t(20 + ip.options.size());
+    auto r = h.inst().send_icmp_error(code, m, meta, h.now);
+    rte_pktmbuf_free(m);
+    return r.has_value() ? Errc::ok : r.error();
+  };
+  Bytes u = udp(peer_ip, our_ip, 7000, 9999, pattern(20));
+  CHECK(deliver(Ip{.frag_off = 8}, u, 3) == Errc::invalid_argument);  // not the first fragment
+  CHECK(deliver(Ip{.dst = subnet_bcast}, u, 3) == Errc::invalid_argument);
+  CHECK(deliver(Ip{.dst = Ipv4Addr{224, 0, 0, 9}}, u, 3) == Errc::invalid_argument);
+  CHECK(deliver(Ip{.src = Ipv4Addr::any()}, u, 3) == Errc::invalid_argument);
+  for (uint8_t type : {3, 4, 5, 11, 12})  // ICMP errors are never answered
+    CHECK(deliver(Ip{.protocol = 1}, icmp(type, 0, 0, Bytes(28, 0)), 2) == Errc::invalid_argument);
+  CHECK(h.changed() == "icmp_unreach_suppressed=9");
+  CHECK(h.tx().empty());
+  // A query is: here, protocol unreachable about an echo request; and the
+  // first fragment of a datagram is.
+  Bytes echo = echo_request(1, 2, pattern(30));
+  CHECK(deliver(Ip{.protocol = 1}, echo, 2) == Errc::ok);
+  Bytes q = parse_unreachable(h.tx_one(), 2);
+  CHECK(Bytes(q.begin() + 20, q.end()) == Bytes(echo.begin(), echo.begin() + 8));
+  CHECK(deliver(Ip{.mf = true}, u, 3) == Errc::ok);
+  parse_unreachable(h.tx_one(), 3);
+}
+
+// ===== ICMP errors for our datagrams =====
+
+TEST_CASE("udp: ICMP errors reach a connected socket; the next send returns them", "[udp]") {
+  UdpHarness h;
+  Rec rec;
+  UdpSocket* s = h.bind(Ipv4Addr::any(), 5000, &rec);
+  UdpStack& u = h.udp();
+  REQUIRE(u.connect(*s, peer_ip, 7000));
+  REQUIRE(u.send_to_copy(*s, "ping", 4, peer_ip, 7000));
+  const Bytes sent = ip_part(h.tx_one().bytes);
+  h.mark();
+  h.feed(icmp_about(3, 3, sent));  // port unreachable
+  CHECK(rec.take() == "error:connection refused");
+  CHECK(s->pending_error() == Errc::connection_refused);
+  // The next send returns it (and takes the payload); the one after works.
+  CHECK(u.send(*s, make_mbuf(pattern(4))).error() == Errc::connection_refused);
+  CHECK(s->pending_error() == Errc::ok);
+  CHECK(h.tx().empty());
+  REQUIRE(u.send(*s, make_mbuf(pattern(4))));
+  CHECK(h.tx().size() == 1);
+  // Other codes: unreachable. Fragmentation needed: nothing (we never set DF).
+  h.feed(icmp_about(3, 1, sent));
+  CHECK(rec.take() == "error:unreachable");
+  h.feed(icmp_about(11, 0, sent));
+  CHECK(rec.take() == "error:unreachable");
+  h.feed(icmp_about(3, 4, sent, 1400));
+  CHECK(rec.take().empty());
+  CHECK(h.count(Counter::udp_icmp_errors) == 3);
+  // connect() clears a pending error.
+  REQUIRE(u.connect(*s, peer_ip, 7000));
+  CHECK(s->pending_error() == Errc::ok);
+  // About another peer port, or to an unconnected socket: nobody hears of it.
+  Bytes other = sent;
+  store_be16(&other[22], 7001);
+  h.feed(icmp_about(3, 3, other));
+  REQUIRE(u.connect(*s, Ipv4Addr::any(), 0));
+  h.feed(icmp_about(3, 3, sent));
+  CHECK(rec.take().empty());
+  CHECK(s->pending_error() == Errc::ok);
+  CHECK(h.count(Counter::udp_icmp_errors) == 3);
+  CHECK(h.tx().empty());
+  u.close(s);
 }
