@@ -61,7 +61,7 @@ Result<void> UdpStack::send_to(UdpSocket& s, rte_mbuf* m, Ipv4Addr dst, uint16_t
   p.protocol = net::ipproto_udp;
   p.dont_fragment = false;
   p.l4 = engine::L4Checksum::udp;
-  auto r = inst_.ip_output(head, p, clock_now());
+  auto r = inst_.ip_output(head, p, clock_.now());
   if (r) counters().inc(Counter::udp_out);
   return r;
 }

@@ -17,6 +17,7 @@
 
 #include <keel/result.hpp>
 
+#include "engine/api_clock.hpp"
 #include "engine/instance.hpp"
 #include "udp/udp_socket.hpp"
 
@@ -105,13 +106,8 @@ class UdpStack final : public engine::L4Handler {
   size_t sockets() const { return open_; }
   const UdpConfig& config() const { return cfg_; }
   engine::Instance& instance() { return inst_; }
-  /// The clock API calls (send_to, ...) hand to ip_output: engine::now_ns()
-  /// unless set (tests step their own time).
-  void set_clock(uint64_t (*clock)(void* ctx), void* ctx) {
-    clock_ = clock;
-    clock_ctx_ = ctx;
-  }
-  uint64_t clock_now() const { return clock_ ? clock_(clock_ctx_) : engine::now_ns(); }
+  /// The time send_to and the other API calls hand to ip_output.
+  engine::ApiClock& clock() { return clock_; }
 
   // ----- L4Handler -----
   void on_datagram(engine::Instance& inst, rte_mbuf* m, const engine::Ipv4Meta& ip,
@@ -143,8 +139,7 @@ class UdpStack final : public engine::L4Handler {
   std::vector<uint32_t> free_slots_;
   size_t open_ = 0;
   uint16_t next_ephemeral_ = ephemeral_first;
-  uint64_t (*clock_)(void*) = nullptr;
-  void* clock_ctx_ = nullptr;
+  engine::ApiClock clock_;
 };
 
 }  // namespace keel::udp

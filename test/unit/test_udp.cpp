@@ -15,8 +15,6 @@
 #include <string>
 #include <vector>
 
-#include "drivers/port.hpp"
-#include "drivers/ring_port.hpp"
 #include "engine/instance.hpp"
 #include "engine/mbuf_util.hpp"
 #include "frames.hpp"
@@ -49,23 +47,9 @@ constexpr Ipv4Addr our_ip2{198, 18, 0, 20};
 
 // ===== The harness =====
 
-struct TestPort {
-  keel::drivers::RingPort ring;
-  keel::drivers::Port port;
-};
-
 /// Ring ports cannot be removed: every UDP test shares this one.
-TestPort& test_port() {
-  static TestPort tp = [] {
-    auto rp = keel::drivers::create_ring_port("udp_unit", 1024);
-    if (!rp) throw std::runtime_error(rp.error());
-    keel::drivers::PortConfig cfg;
-    cfg.use_offloads = false;
-    cfg.mac = our_mac;
-    auto port = keel::drivers::Port::start(rp->port_id, cfg, pool());
-    if (!port) throw std::runtime_error(port.error());
-    return TestPort{*rp, *port};
-  }();
+RingTestPort& test_port() {
+  static RingTestPort tp = make_ring_test_port("udp_unit");
   return tp;
 }
 
@@ -93,7 +77,7 @@ class UdpHarness {
     l3.addrs = {Ipv4Cidr{our_ip, 24}, Ipv4Cidr{our_ip2, 24}};
     ifc_ = &inst_->add_interface(test_port().port, 0, l3, pool());
     udp_ = std::make_unique<UdpStack>(*inst_, cfg);
-    udp_->set_clock([](void* h) { return static_cast<UdpHarness*>(h)->now; }, this);
+    udp_->clock().set([](void* h) { return static_cast<UdpHarness*>(h)->now; }, this);
     // The peer's MAC is known before the first datagram (an unsolicited ARP reply).
     feed(ether(our_mac, peer_mac, 0x0806, arp_reply(peer_mac, peer_ip, our_mac, our_ip)));
     REQUIRE(tx().empty());
@@ -169,11 +153,7 @@ class UdpHarness {
   uint64_t now = t0;
 
  private:
-  static void drain() {
-    void* m = nullptr;
-    while (rte_ring_dequeue(test_port().ring.rx, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
-    while (rte_ring_dequeue(test_port().ring.tx, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
-  }
+  static void drain() { drain_rings(test_port()); }
 
   PoolBaseline baseline_;  // first: checked after everything else is gone
   std::unique_ptr<Instance> inst_;
@@ -214,19 +194,17 @@ struct UdpOut {
   Bytes payload;
 };
 
+/// The IPv4 packet of a frame from us to the peer, checked, of protocol `proto`.
+IpPacket packet_to_peer(const Frame& f, Ipv4Addr src, uint8_t proto) {
+  return parse_ipv4_frame(f.bytes, peer_mac, our_mac, src, peer_ip, proto);
+}
+
 /// Parses a frame to the peer that carries one whole UDP datagram; with
 /// `offloaded` the checksum field must hold the pseudo-header sum for the
 /// port, else a valid checksum.
 UdpOut parse_udp_out(const Frame& f, Ipv4Addr src = our_ip, bool offloaded = false) {
-  EthFrame e = parse_ether(f.bytes);
-  CHECK(e.dst == peer_mac);
-  CHECK(e.src == our_mac);
-  REQUIRE(e.type == 0x0800);
   UdpOut u;
-  u.ip = parse_ipv4(e.payload);
-  CHECK(u.ip.hdr.src == src);
-  CHECK(u.ip.hdr.dst == peer_ip);
-  REQUIRE(u.ip.hdr.protocol == 17);
+  u.ip = packet_to_peer(f, src, 17);
   CHECK(!u.ip.hdr.df);  // never DF (COMPAT(linux): IP_PMTUDISC_DONT)
   CHECK(!u.ip.hdr.mf);
   CHECK(u.ip.hdr.frag_off == 0);
@@ -254,14 +232,7 @@ UdpOut parse_udp_out(const Frame& f, Ipv4Addr src = our_ip, bool offloaded = fal
 
 /// Checks an ICMP destination unreachable from `src` to the peer and returns what it quotes.
 Bytes parse_unreachable(const Frame& f, uint8_t code, Ipv4Addr src = our_ip) {
-  EthFrame e = parse_ether(f.bytes);
-  CHECK(e.dst == peer_mac);
-  REQUIRE(e.type == 0x0800);
-  IpPacket ip = parse_ipv4(e.payload);
-  CHECK(ip.hdr.src == src);
-  CHECK(ip.hdr.dst == peer_ip);
-  REQUIRE(ip.hdr.protocol == 1);
-  const Bytes& m = ip.payload;
+  const Bytes m = packet_to_peer(f, src, 1).payload;
   REQUIRE(m.size() >= 8);
   CHECK(m[0] == 3);
   CHECK(m[1] == code);
