@@ -162,8 +162,9 @@ Result<void> Instance::send_icmp_error(uint8_t code, const rte_mbuf* m, const Ip
     return fail(Errc::invalid_argument);  // not a datagram as ip_deliver hands it on
   const uint8_t* iph = rte_pktmbuf_mtod(m, const uint8_t*) - ip.ihl;
   // RFC 1122 3.2.2: never about a datagram to a broadcast or multicast address
-  // (ours only: anything else we accepted is one), from an address that is not
-  // one host, about an ICMP error, or about a fragment other than the first.
+  // (not our own address: anything else we accepted is one), sent as a
+  // link-layer broadcast, from an address that is not one host, about an ICMP
+  // error, or about a fragment other than the first.
   bool icmp_error = false;
   if (ip.protocol == net::ipproto_icmp) {
     uint8_t type = 0;
@@ -171,8 +172,14 @@ Result<void> Instance::send_icmp_error(uint8_t code, const rte_mbuf* m, const Ip
     icmp_error = t == nullptr || is_icmp_error_type(*t);  // too short to tell: say nothing
   }
   bool later_fragment = (net::load_be16(iph + net::ipv4_field::flags_frag) & 0x1fff) != 0;
-  if (!ifaces_[ip.iface]->owns(ip.dst) || ip.src.is_any() || ip.src.is_broadcast() ||
-      ip.src.is_multicast() || icmp_error || later_fragment) {
+  // The Ethernet header is still in front of the IP header: its destination's
+  // group bit marks a link-layer broadcast or multicast.
+  bool link_group = rte_pktmbuf_headroom(m) >= ip.ihl + net::eth_header_len &&
+                    (iph[-ptrdiff_t(net::eth_header_len)] & 0x01) != 0;
+  bool one_host_src = !ip.src.is_any() && !ip.src.is_multicast() && !ip.src.is_loopback() &&
+                      (ip.src.v >> 28) != 0xf;  // class E, the limited broadcast with it
+  if (!ifaces_[ip.iface]->owns(ip.dst) || link_group || !one_host_src || icmp_error ||
+      later_fragment) {
     counters_.inc(Counter::icmp_unreach_suppressed);
     return fail(Errc::invalid_argument);
   }

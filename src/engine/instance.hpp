@@ -144,12 +144,13 @@ class Instance {
 
   // ----- ICMP errors (icmp.cpp) -----
   /// Sends ICMP destination unreachable `code` about the received datagram `m`
-  /// (data at its L4 header, its IP header of ip.ihl bytes just before it in
-  /// the first segment, as L4Handler::on_datagram gets it): the IP header and
-  /// the first 8 bytes of L4 data are quoted (RFC 792). Does not take `m`.
-  /// RFC 1122 3.2.2: nothing is sent about a datagram to a broadcast or
-  /// multicast address, from an address that is not one host, carrying an ICMP
-  /// error, or a non-first fragment (invalid_argument, icmp_unreach_suppressed);
+  /// (data at its L4 header, its IP header of ip.ihl bytes and the Ethernet
+  /// header just before it in the first segment, as L4Handler::on_datagram
+  /// gets it): the IP header and the first 8 bytes of L4 data are quoted (RFC
+  /// 792). Does not take `m`. RFC 1122 3.2.2: nothing is sent about a datagram
+  /// to a broadcast or multicast address, in a link-layer broadcast, from an
+  /// address that is not one host, carrying an ICMP error, or a non-first
+  /// fragment (invalid_argument, icmp_unreach_suppressed);
   /// beyond the rate limit, would_block (icmp_unreach_ratelimited).
   Result<void> send_icmp_error(uint8_t code, const rte_mbuf* m, const Ipv4Meta& ip,
                                uint64_t now_ns);

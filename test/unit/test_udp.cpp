@@ -571,6 +571,10 @@ TEST_CASE("udp: broadcasts reach the any() socket and get no ICMP", "[udp]") {
   CHECK(one->queued() == 0);
   CHECK(h.changed() ==
         "rx_packets=3 ip_in=3 icmp_unreach_suppressed=3 udp_in=3 udp_no_port=3");
+  // Unicast to us in a link-layer broadcast: delivered, but no ICMP either.
+  h.mark();
+  h.feed(dgram(7000, 9002, {7}, Ip{}, keel::net::MacAddr::broadcast()));
+  CHECK(h.changed() == "rx_packets=1 ip_in=1 icmp_unreach_suppressed=1 udp_in=1 udp_no_port=1");
   CHECK(h.tx().empty());
   h.udp().close(w);
   h.udp().close(one);
@@ -830,10 +834,11 @@ TEST_CASE("udp: ICMP errors are rate limited", "[udp]") {
 
 TEST_CASE("udp: send_icmp_error keeps RFC 1122 3.2.2's silences", "[udp]") {
   UdpHarness h;
-  // An IPv4 packet as ip_deliver hands it on: data at the L4 header.
-  auto deliver = [&](const Ip& ip, const Bytes& l4, uint8_t code) {
-    rte_mbuf* m = make_mbuf(ipv4(ip, l4));
-    rte_pktmbuf_adj(m, uint16_t(20 + ip.options.size()));
+  // A frame as ip_deliver hands it on: data at the L4 header.
+  auto deliver = [&](const Ip& ip, const Bytes& l4, uint8_t code,
+                     keel::net::MacAddr eth_dst = our_mac) {
+    rte_mbuf* m = make_mbuf(ether(eth_dst, peer_mac, 0x0800, ipv4(ip, l4)));
+    rte_pktmbuf_adj(m, uint16_t(14 + 20 + ip.options.size()));
     Ipv4Meta meta;
     meta.src = ip.src;
     meta.dst = ip.dst;
@@ -847,10 +852,15 @@ TEST_CASE("udp: send_icmp_error keeps RFC 1122 3.2.2's silences", "[udp]") {
   CHECK(deliver(Ip{.frag_off = 8}, u, 3) == Errc::invalid_argument);  // not the first fragment
   CHECK(deliver(Ip{.dst = subnet_bcast}, u, 3) == Errc::invalid_argument);
   CHECK(deliver(Ip{.dst = Ipv4Addr{224, 0, 0, 9}}, u, 3) == Errc::invalid_argument);
-  CHECK(deliver(Ip{.src = Ipv4Addr::any()}, u, 3) == Errc::invalid_argument);
+  for (Ipv4Addr src : {Ipv4Addr::any(), Ipv4Addr::broadcast(), Ipv4Addr{240, 0, 0, 1},
+                       Ipv4Addr{127, 0, 0, 1}, Ipv4Addr{224, 0, 0, 1}})
+    CHECK(deliver(Ip{.src = src}, u, 3) == Errc::invalid_argument);  // not one host
+  CHECK(deliver(Ip{}, u, 3, keel::net::MacAddr::broadcast()) == Errc::invalid_argument);
+  CHECK(deliver(Ip{}, u, 3, keel::net::MacAddr{{0x01, 0x00, 0x5e, 0, 0, 1}}) ==
+        Errc::invalid_argument);  // a link-layer multicast
   for (uint8_t type : {3, 4, 5, 11, 12})  // ICMP errors are never answered
     CHECK(deliver(Ip{.protocol = 1}, icmp(type, 0, 0, Bytes(28, 0)), 2) == Errc::invalid_argument);
-  CHECK(h.changed() == "icmp_unreach_suppressed=9");
+  CHECK(h.changed() == "icmp_unreach_suppressed=15");
   CHECK(h.tx().empty());
   // A query is: here, protocol unreachable about an echo request; and the
   // first fragment of a datagram is.
