@@ -8,13 +8,18 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "engine/engine.hpp"
 #include "engine/instance.hpp"
 #include "engine/mbuf_util.hpp"
 #include "frames.hpp"
@@ -914,4 +919,126 @@ TEST_CASE("udp: ICMP errors reach a connected socket; the next send returns them
   CHECK(h.count(Counter::udp_icmp_errors) == 3);
   CHECK(h.tx().empty());
   u.close(s);
+}
+
+// ===== Through the Engine =====
+
+namespace {
+
+/// Sends every datagram back where it came from (zero copy).
+struct EchoService : UdpHandler {
+  UdpStack* udp = nullptr;
+  void on_readable(UdpSocket& s) override {
+    while (auto d = udp->recv(s)) (void)udp->send_to(s, d->payload, d->src, d->src_port);
+  }
+};
+
+/// Collects what arrives, for a thread other than the instance's.
+struct Collector : UdpHandler {
+  UdpStack* udp = nullptr;
+  std::mutex mu;
+  std::vector<Bytes> got;
+  std::vector<Errc> errors;
+  void on_readable(UdpSocket& s) override {
+    while (auto d = udp->recv(s)) {
+      std::lock_guard<std::mutex> lk(mu);
+      got.push_back(bytes_of(d->payload));
+      rte_pktmbuf_free(d->payload);
+    }
+  }
+  void on_error(UdpSocket&, Errc e) override {
+    std::lock_guard<std::mutex> lk(mu);
+    errors.push_back(e);
+  }
+  template <class F>
+  bool wait_for(F&& done) {
+    for (int i = 0; i < 400; ++i) {
+      {
+        std::lock_guard<std::mutex> lk(mu);
+        if (done()) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+  }
+};
+
+/// Runs `fn` on instance 0 of `e` and waits for it.
+void run_on(keel::engine::Engine& e, const std::function<void(Instance&)>& fn) {
+  std::atomic<bool> done{false};
+  REQUIRE(e.instances()[0]->post([&](Instance& i) {
+    fn(i);
+    done = true;
+  }));
+  for (int i = 0; i < 400 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  REQUIRE(done);
+}
+
+}  // namespace
+
+TEST_CASE("udp: two engines on a ring link: echo and port unreachable across threads", "[udp]") {
+  static auto link = keel::drivers::create_ring_link("udp_engines", 1024);
+  REQUIRE(link.has_value());
+  auto make = [](const char* dev, const char* addr) {
+    keel::engine::EngineConfig cfg;
+    cfg.instances = 1;
+    cfg.pool_mbufs = 1023;
+    cfg.tcp.max_connections = 16;
+    cfg.tcp.ooo_queues = cfg.tcp.rack_logs = cfg.tcp.sack_boards = 2;
+    cfg.udp.max_sockets = 4;
+    keel::engine::PortSpec p;
+    p.device = dev;
+    p.l3.addrs = {*Ipv4Cidr::parse(addr)};
+    cfg.ports = {p};
+    auto e = keel::engine::Engine::create(cfg);
+    INFO(dev << ": " << (e ? "" : e.error()));
+    REQUIRE(e.has_value());
+    return std::move(*e);
+  };
+  EchoService echo;
+  Collector col;
+  auto a = make("net_ring_udp_engines_a", "198.18.0.1/24");
+  auto b = make("net_ring_udp_engines_b", "198.18.0.2/24");
+  const Ipv4Addr b_ip{198, 18, 0, 2};
+  echo.udp = &b->udp(0);
+  col.udp = &a->udp(0);
+  REQUIRE(a->launch());
+  REQUIRE(b->launch());
+  // Catch2's assertions are not for other threads: the closures record, this thread checks.
+  bool ok = false;
+  run_on(*b, [&](Instance&) { ok = b->udp(0).bind(Ipv4Addr::any(), 7, &echo).has_value(); });
+  REQUIRE(ok);
+  UdpSocket* to_echo = nullptr;
+  UdpSocket* to_closed = nullptr;
+  run_on(*a, [&](Instance&) {
+    UdpStack& u = a->udp(0);
+    to_echo = u.bind(Ipv4Addr::any(), 0, &col).value_or(nullptr);
+    to_closed = u.bind(Ipv4Addr::any(), 0, &col).value_or(nullptr);
+    ok = to_echo && to_closed && u.send_to_copy(*to_echo, "hello", 5, b_ip, 7) &&  // after ARP
+         u.connect(*to_closed, b_ip, 9);
+  });
+  REQUIRE(ok);
+  CHECK(col.wait_for([&] { return col.got.size() == 1; }));
+  CHECK(col.got.at(0) == Bytes{'h', 'e', 'l', 'l', 'o'});
+  run_on(*a, [&](Instance&) {
+    ok = a->udp(0).send(*to_closed, keel::engine::alloc_chain(a->pool(), 1)).has_value();
+  });
+  REQUIRE(ok);
+  CHECK(col.wait_for([&] { return col.errors.size() == 1; }));
+  CHECK(col.errors.at(0) == Errc::connection_refused);
+  a->stop();
+  b->stop();
+  auto& ac = a->instances()[0]->counters();
+  auto& bc = b->instances()[0]->counters();
+  CHECK(ac.get(Counter::udp_out) == 2);
+  CHECK(ac.get(Counter::udp_in) == 1);
+  CHECK(ac.get(Counter::udp_icmp_errors) == 1);
+  CHECK(bc.get(Counter::udp_in) == 2);
+  CHECK(bc.get(Counter::udp_out) == 1);
+  CHECK(bc.get(Counter::udp_no_port) == 1);
+  CHECK(bc.get(Counter::icmp_unreach_out) == 1);
+  a->quiesce();  // frees the sockets (and anything queued) on this thread, the loops being stopped
+  b->quiesce();
+  CHECK(rte_mempool_in_use_count(a->pool()) == 0);
+  CHECK(rte_mempool_in_use_count(b->pool()) == 0);
 }
