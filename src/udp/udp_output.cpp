@@ -34,6 +34,10 @@ Result<void> UdpStack::send_to(UdpSocket& s, rte_mbuf* m, Ipv4Addr dst, uint16_t
     rte_pktmbuf_free(m);
     return fail(e);
   }
+  if (inst_.interfaces().empty()) {
+    rte_pktmbuf_free(m);
+    return fail(Errc::unreachable);
+  }
   rte_mbuf* head = m;
   // The headroom is ours to write only in a direct mbuf nobody else references.
   if (RTE_MBUF_DIRECT(m) && rte_mbuf_refcnt_read(m) == 1 &&
@@ -75,6 +79,7 @@ Result<size_t> UdpStack::send_to_copy(UdpSocket& s, const void* data, size_t len
                                       uint16_t port) {
   if (bad_destination(dst, port) || len > max_payload || (data == nullptr && len > 0))
     return fail(Errc::invalid_argument);
+  if (inst_.interfaces().empty()) return fail(Errc::unreachable);
   rte_mbuf* m = engine::alloc_chain(inst_.interfaces().front()->pool, uint32_t(len));
   if (m == nullptr) {
     counters().inc(Counter::mbuf_alloc_failed);
