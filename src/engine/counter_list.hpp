@@ -62,7 +62,7 @@ KEEL_COUNTER(icmp_errors_bad_quote, "ICMP errors whose quoted datagram is too sh
 KEEL_COUNTER(icmp_unknown_type, "ICMP messages of a type keel ignores")
 KEEL_COUNTER(icmp_unreach_out, "ICMP destination unreachables sent (e.g. UDP port unreachable)")
 KEEL_COUNTER(icmp_unreach_ratelimited, "ICMP destination unreachables not sent: rate limit")
-KEEL_COUNTER(icmp_unreach_suppressed, "ICMP destination unreachables not sent: about a broadcast/multicast datagram, an ICMP error or a non-first fragment (RFC 1122 3.2.2)")
+KEEL_COUNTER(icmp_unreach_suppressed, "ICMP destination unreachables not sent (RFC 1122 3.2.2): about a datagram to a broadcast/multicast address or in a link-layer broadcast, from no single host, carrying an ICMP error, or a non-first fragment")
 // UDP
 KEEL_COUNTER(udp_in, "UDP datagrams received")
 KEEL_COUNTER(udp_out, "UDP datagrams sent")

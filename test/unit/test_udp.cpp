@@ -487,6 +487,14 @@ TEST_CASE("udp: a reassembled datagram is delivered whole", "[udp]") {
   rte_pktmbuf_free(d->payload);
   CHECK(h.count(Counter::ip_reassembled) == 1);
   h.udp().close(s);
+  // To a closed port: one port unreachable, quoting the reassembled header.
+  for (size_t i = frags.size(); i-- > 0;) h.feed(frags[i]);
+  Bytes q = parse_unreachable(h.tx_one(), 3);
+  REQUIRE(q.size() == 28);
+  CHECK(load_be16(&q[2]) == 20 + u.size());  // total length of the whole datagram
+  CHECK(load_be16(&q[6]) == 0);              // no MF, offset 0
+  CHECK(cksum(q, 0, 20) == 0);
+  CHECK(Bytes(q.begin() + 20, q.end()) == Bytes(u.begin(), u.begin() + 8));
 }
 
 TEST_CASE("udp: the receive queue is bounded by datagrams and by bytes", "[udp]") {
