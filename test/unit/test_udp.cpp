@@ -985,6 +985,7 @@ void run_on(keel::engine::Engine& e, const std::function<void(Instance&)>& fn) {
 }  // namespace
 
 TEST_CASE("udp: two engines on a ring link: echo and port unreachable across threads", "[udp]") {
+  PoolBaseline baseline;  // the test pool is untouched: each engine has its own, checked below
   static auto link = keel::drivers::create_ring_link("udp_engines", 1024);
   REQUIRE(link.has_value());
   auto make = [](const char* dev, const char* addr) {
