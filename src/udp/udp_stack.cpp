@@ -176,6 +176,10 @@ void UdpStack::on_icmp_error(engine::Instance&, const engine::IcmpError& err, ui
   UdpSocket* s = lookup(err.orig_src, sport, err.orig_dst, dport, true);
   // COMPAT(linux): without IP_RECVERR an unconnected socket hears of no error.
   if (s == nullptr || !s->connected()) return;
+  // COMPAT(linux): Linux tells a connected socket only of "hard" codes (port,
+  // protocol, administratively prohibited...) unless IP_RECVERR; here every
+  // error but fragmentation-needed is reported: UDP has no state to tear
+  // down, and the application decides what a transient unreachable means.
   Errc e = Errc::unreachable;
   if (err.type == net::icmp_dest_unreachable) {
     // We never set DF, so "fragmentation needed" is no one's business here.
