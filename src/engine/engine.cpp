@@ -71,6 +71,7 @@ Result<std::unique_ptr<Engine>, std::string> Engine::create(const EngineConfig& 
     }
     if (e->steering_) inst->set_steering(e->steering_.get(), e->steer_rings_);
     e->tcp_.push_back(std::make_unique<tcp::TcpStack>(*inst, cfg.tcp));
+    e->udp_.push_back(std::make_unique<udp::UdpStack>(*inst, cfg.udp));
     e->instances_.push_back(std::move(inst));
   }
   return e;
@@ -120,6 +121,7 @@ void Engine::free_rings() {
 void Engine::quiesce() {
   stop();
   tcp_.clear();
+  udp_.clear();
   instances_.clear();
   free_rings();
   rte_mbuf* pkts[64];
@@ -131,6 +133,7 @@ void Engine::quiesce() {
 Engine::~Engine() {
   stop();
   tcp_.clear();        // connections hold mbufs and timers of their instance
+  udp_.clear();        // sockets hold queued datagrams
   instances_.clear();  // frees every held frame before the pool goes
   free_rings();
   for (auto& p : ports_) p.close();  // before the pool: RX rings hold its mbufs

@@ -29,6 +29,7 @@
 #include "engine/idle_policy.hpp"
 #include "engine/instance.hpp"
 #include "tcp/tcp_stack.hpp"
+#include "udp/udp_stack.hpp"
 
 struct rte_mempool;
 struct rte_ring;
@@ -51,6 +52,7 @@ struct EngineConfig {
   IdleConfig idle;
   InstanceConfig instance;       ///< template; id is set per instance
   tcp::TcpConfig tcp;            ///< TCP on every instance
+  udp::UdpConfig udp;            ///< UDP on every instance
 };
 
 class Engine {
@@ -85,6 +87,8 @@ class Engine {
   std::vector<std::unique_ptr<Instance>>& instances() { return instances_; }
   /// TCP of instance i (touch only on that instance's lcore, e.g. via post()).
   tcp::TcpStack& tcp(size_t i) { return *tcp_[i]; }
+  /// UDP of instance i (likewise only on that instance's lcore).
+  udp::UdpStack& udp(size_t i) { return *udp_[i]; }
   std::vector<drivers::Port>& ports() { return ports_; }
   rte_mempool* pool() const { return pool_; }
   /// Who owns which flow (nullptr with one instance).
@@ -107,6 +111,7 @@ class Engine {
   std::unique_ptr<FlowSteering> steering_;
   std::vector<rte_ring*> steer_rings_;               // [i]: instance i's incoming (MP/SC)
   std::vector<std::vector<rte_ring*>> tx_rings_;     // [port][queue]: hand-off into the queue's owner
+  std::vector<std::unique_ptr<udp::UdpStack>> udp_;  // udp_[i] serves instances_[i]
   std::vector<unsigned> lcores_;   // worker lcore per instance (or none: thread)
   std::vector<std::thread> threads_;
   std::atomic<bool> running_{false};

@@ -144,4 +144,76 @@ Result<void> Instance::send_echo_request(Ipv4Addr dst, uint16_t id, uint16_t seq
   return ip_output(m, p, now_ns);
 }
 
+// ----- Destination unreachable (RFC 792, RFC 1122 3.2.2) -----
+
+namespace {
+bool is_icmp_error_type(uint8_t type) {
+  // RFC 1122 3.2.2: the error messages (not queries): unreachable, source
+  // quench, redirect, time exceeded, parameter problem.
+  return type == net::icmp_dest_unreachable || type == 4 || type == 5 ||
+         type == net::icmp_time_exceeded || type == net::icmp_parameter_problem;
+}
+}  // namespace
+
+Result<void> Instance::send_icmp_error(uint8_t code, const rte_mbuf* m, const Ipv4Meta& ip,
+                                       uint64_t now_ns) {
+  if (ip.ihl < net::ipv4_min_header_len || rte_pktmbuf_headroom(m) < ip.ihl ||
+      ip.iface >= ifaces_.size())
+    return fail(Errc::invalid_argument);  // not a datagram as ip_deliver hands it on
+  const uint8_t* iph = rte_pktmbuf_mtod(m, const uint8_t*) - ip.ihl;
+  // RFC 1122 3.2.2: never about a datagram to a broadcast or multicast address
+  // (not our own address: anything else we accepted is one), sent as a
+  // link-layer broadcast, from an address that is not one host, about an ICMP
+  // error, or about a fragment other than the first.
+  bool icmp_error = false;
+  if (ip.protocol == net::ipproto_icmp) {
+    uint8_t type = 0;
+    const auto* t = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, 1, &type));
+    icmp_error = t == nullptr || is_icmp_error_type(*t);  // too short to tell: say nothing
+  }
+  bool later_fragment = (net::load_be16(iph + net::ipv4_field::flags_frag) & 0x1fff) != 0;
+  // The Ethernet header is still in front of the IP header: its destination's
+  // group bit marks a link-layer broadcast or multicast.
+  bool link_group = rte_pktmbuf_headroom(m) >= ip.ihl + net::eth_header_len &&
+                    (iph[-ptrdiff_t(net::eth_header_len)] & 0x01) != 0;
+  bool one_host_src = !ip.src.is_any() && !ip.src.is_multicast() && !ip.src.is_loopback() &&
+                      (ip.src.v >> 28) != 0xf;  // class E, the limited broadcast with it
+  if (!ifaces_[ip.iface]->owns(ip.dst) || link_group || !one_host_src || icmp_error ||
+      later_fragment) {
+    counters_.inc(Counter::icmp_unreach_suppressed);
+    return fail(Errc::invalid_argument);
+  }
+  if (!icmp_error_bucket_.take(now_ns)) {
+    counters_.inc(Counter::icmp_unreach_ratelimited);
+    return fail(Errc::would_block);
+  }
+  // Type, code, 4 unused bytes, the IP header as received, 8 bytes of its data.
+  uint32_t data = std::min<uint32_t>(m->pkt_len, 8);
+  uint32_t len = uint32_t(net::icmp_header_len) + ip.ihl + data;
+  uint8_t msg[net::icmp_header_len + 60 + 8] = {};
+  msg[net::icmp_field::type] = net::icmp_dest_unreachable;
+  msg[net::icmp_field::code] = code;
+  std::memcpy(msg + net::icmp_header_len, iph, ip.ihl);
+  uint8_t* q = msg + net::icmp_header_len + ip.ihl;
+  const void* l4 = rte_pktmbuf_read(m, 0, data, q);
+  if (l4 != q) std::memcpy(q, l4, data);
+  net::store_be16(msg + net::icmp_field::checksum, net::inet_checksum(msg, len));
+  rte_mbuf* r = rte_pktmbuf_alloc(ifaces_[ip.iface]->pool);
+  char* out = r == nullptr ? nullptr : rte_pktmbuf_append(r, uint16_t(len));
+  if (out == nullptr) {
+    counters_.inc(Counter::mbuf_alloc_failed);
+    rte_pktmbuf_free(r);
+    return fail(Errc::no_memory);
+  }
+  std::memcpy(out, msg, len);
+  IpSend p;
+  p.dst = ip.src;
+  p.src = ip.dst;
+  p.protocol = net::ipproto_icmp;
+  p.dont_fragment = false;
+  auto res = ip_output(r, p, now_ns);
+  if (res) counters_.inc(Counter::icmp_unreach_out);
+  return res;
+}
+
 }  // namespace keel::engine

@@ -22,6 +22,7 @@
 #include "engine/counters.hpp"
 #include "engine/interface.hpp"
 #include "engine/timer_wheel.hpp"
+#include "engine/token_bucket.hpp"
 #include "net/addresses.hpp"
 #include "net/arp_cache.hpp"
 #include "net/ipv4_reassembly.hpp"
@@ -46,6 +47,9 @@ struct Ipv4Meta {
   uint8_t tos = 0;
   uint16_t iface = 0;     ///< index of the receiving interface
   bool l4_cksum_good = false;  ///< the port verified the L4 checksum
+  /// Length of the IP header, which stays in the first segment's headroom just
+  /// before the L4 data (send_icmp_error quotes it from there).
+  uint8_t ihl = 20;
 };
 
 /// An ICMP error, decoded for the transport layer that sent the offending datagram.
@@ -93,6 +97,10 @@ struct InstanceConfig {
   uint8_t default_ttl = 64;
   net::ArpConfig arp;
   net::ReassemblyConfig reassembly;
+  /// ICMP errors the instance sends (send_icmp_error), a token bucket like
+  /// Linux's icmp_msgs_per_sec / icmp_msgs_burst. 0 per second: no limit.
+  uint32_t icmp_errors_per_sec = 1000;
+  uint32_t icmp_errors_burst = 50;
 };
 
 /// A received ICMP echo reply, for ping.
@@ -138,6 +146,19 @@ class Instance {
   /// `p.dst`. Takes ownership in every case; an error says why it was dropped.
   Result<void> ip_output(rte_mbuf* m, const IpSend& p, uint64_t now_ns);
   std::optional<Route> route(net::Ipv4Addr dst);
+
+  // ----- ICMP errors (icmp.cpp) -----
+  /// Sends ICMP destination unreachable `code` about the received datagram `m`
+  /// (data at its L4 header, its IP header of ip.ihl bytes and the Ethernet
+  /// header just before it in the first segment, as L4Handler::on_datagram
+  /// gets it): the IP header and the first 8 bytes of L4 data are quoted (RFC
+  /// 792). Does not take `m`. RFC 1122 3.2.2: nothing is sent about a datagram
+  /// to a broadcast or multicast address, in a link-layer broadcast, from an
+  /// address that is not one host, carrying an ICMP error, or a non-first
+  /// fragment (invalid_argument, icmp_unreach_suppressed);
+  /// beyond the rate limit, would_block (icmp_unreach_ratelimited).
+  Result<void> send_icmp_error(uint8_t code, const rte_mbuf* m, const Ipv4Meta& ip,
+                               uint64_t now_ns);
 
   // ----- ICMP echo (ping) -----
   Result<void> send_echo_request(net::Ipv4Addr dst, uint16_t id, uint16_t seq,
@@ -232,6 +253,7 @@ class Instance {
   const FlowSteering* steer_ = nullptr;
   std::vector<rte_ring*> steer_rings_;
   std::vector<SteerBurst> steer_out_;
+  TokenBucket icmp_error_bucket_{cfg_.icmp_errors_per_sec, cfg_.icmp_errors_burst};
 };
 
 /// Nanoseconds on the TSC clock (monotonic, cheap: no system call).

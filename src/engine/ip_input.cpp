@@ -98,6 +98,7 @@ void Instance::ip_deliver(rte_mbuf* m, Interface& ifc, uint64_t now_ns) {
   meta.l4_cksum_good = (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_GOOD &&
                        m->nb_segs == 1;  // a reassembled datagram was not verified whole
   size_t ihl = size_t(h[net::ipv4_field::ver_ihl] & 0xf) * 4;
+  meta.ihl = uint8_t(ihl);
   rte_pktmbuf_adj(m, uint16_t(ihl));
   if (meta.protocol == net::ipproto_icmp) return icmp_input(m, meta, now_ns);
   if (L4Handler* handler = l4_[meta.protocol]) return handler->on_datagram(*this, m, meta, now_ns);

@@ -264,6 +264,21 @@ inline IpPacket parse_ipv4(const Bytes& b) {
   return p;
 }
 
+/// Parses an emitted Ethernet/IPv4 frame and checks its addresses and protocol
+/// (the MACs and IPv4 addresses non-fatally, the EtherType and protocol fatally).
+inline IpPacket parse_ipv4_frame(const Bytes& f, net::MacAddr eth_dst, net::MacAddr eth_src,
+                                 net::Ipv4Addr src, net::Ipv4Addr dst, uint8_t protocol) {
+  EthFrame e = parse_ether(f);
+  CHECK(e.dst == eth_dst);
+  CHECK(e.src == eth_src);
+  REQUIRE(e.type == 0x0800);
+  IpPacket ip = parse_ipv4(e.payload);
+  CHECK(ip.hdr.src == src);
+  CHECK(ip.hdr.dst == dst);
+  REQUIRE(ip.hdr.protocol == protocol);
+  return ip;
+}
+
 }  // namespace keel::test
 
 namespace Catch {

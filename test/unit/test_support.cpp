@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: BSD-3-Clause
 #include "test_support.hpp"
 
+#include <rte_ring.h>
+
 #include <catch2/catch.hpp>
 
 #include <cstring>
@@ -52,6 +54,23 @@ std::vector<uint8_t> bytes_of(const rte_mbuf* m) {
     out.insert(out.end(), p, p + s->data_len);
   }
   return out;
+}
+
+RingTestPort make_ring_test_port(const std::string& name) {
+  auto rp = drivers::create_ring_port(name, 1024);
+  if (!rp) throw std::runtime_error(rp.error());
+  drivers::PortConfig cfg;
+  cfg.use_offloads = false;
+  cfg.mac = net::MacAddr{{0x02, 0x00, 0x00, 0x00, 0x00, 0x02}};
+  auto port = drivers::Port::start(rp->port_id, cfg, pool());
+  if (!port) throw std::runtime_error(port.error());
+  return RingTestPort{*rp, *port};
+}
+
+void drain_rings(RingTestPort& p) {
+  void* m = nullptr;
+  while (rte_ring_dequeue(p.ring.rx, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+  while (rte_ring_dequeue(p.ring.tx, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
 }
 
 PoolBaseline::PoolBaseline() : start_(pool_in_use()) {}

@@ -9,7 +9,11 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <string>
 #include <vector>
+
+#include "drivers/port.hpp"
+#include "drivers/ring_port.hpp"
 
 namespace keel::test {
 
@@ -28,6 +32,19 @@ rte_mbuf* make_chain(const std::vector<uint8_t>& bytes, std::initializer_list<si
 
 /// The packet's bytes, across all segments.
 std::vector<uint8_t> bytes_of(const rte_mbuf* m);
+
+/// A net_ring port started on pool() without offloads, MAC 02:00:00:00:00:02
+/// (frames.hpp's our_mac). Ring ports are process-global and cannot be
+/// removed: a test file makes one under its own name and shares it among its
+/// tests, draining both rings around each. Throws if the port cannot start.
+struct RingTestPort {
+  drivers::RingPort ring;
+  drivers::Port port;
+};
+RingTestPort make_ring_test_port(const std::string& name);
+
+/// Frees whatever waits on the port's RX and TX rings.
+void drain_rings(RingTestPort& p);
 
 /// Asserts at scope exit that pool_in_use() is back to its value at construction.
 class PoolBaseline {
