@@ -132,6 +132,10 @@ Result<Port, std::string> Port::start(uint16_t port_id, const PortConfig& cfg,
     // net_ring hands the mbuf pointers to its peer as they are: a chain needs
     // no driver support (it advertises no offloads, so nothing is configured).
     if (std::string_view(info.driver_name) == "net_ring") caps.tx_multi_seg = true;
+    // COMPAT(dpdk 22.11): net_tap computes the "offloaded" L4 checksum itself,
+    // adding up rte_raw_cksum of each segment without carrying the byte
+    // alignment across an odd-length one.
+    if (std::string_view(info.driver_name) == "net_tap") caps.tx_l4_cksum_even_segments = true;
   }
 
   // RSS with the symmetric key, when the port has several queues and hashes TCP/IPv4.

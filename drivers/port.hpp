@@ -25,6 +25,10 @@ struct OffloadCaps {
   bool tx_udp_cksum = false;
   bool tx_tso = false;         ///< TCP segmentation offload
   bool tx_multi_seg = false;   ///< TX accepts chained mbufs
+  /// The L4 checksum offload sums each segment as if it began at an even
+  /// offset, so a chain with an odd-length segment before its last must be
+  /// summed in software (net_tap in DPDK 22.11: wrong TCP checksums otherwise).
+  bool tx_l4_cksum_even_segments = false;
   /// RSS over several RX queues with our symmetric key and our RETA (entry i -> queue
   /// i % queues, programmed at start): the port's choice of queue is predictable.
   bool rss = false;

@@ -10,6 +10,16 @@ namespace keel::engine {
 
 using net::Ipv4Addr;
 
+namespace {
+// True if every segment but the last has an even length (see
+// OffloadCaps::tx_l4_cksum_even_segments).
+bool even_segments(const rte_mbuf* m) {
+  for (; m->next != nullptr; m = m->next)
+    if (m->data_len & 1) return false;
+  return true;
+}
+}  // namespace
+
 std::optional<Route> Instance::route(Ipv4Addr dst) {
   // Directly connected first, then the default gateway of the first interface
   // that has one on-link.
@@ -69,7 +79,8 @@ Result<void> Instance::ip_output(rte_mbuf* m, const IpSend& p, uint64_t now_ns) 
     size_t field = p.l4 == L4Checksum::tcp ? net::tcp_field::checksum : net::udp_field::checksum;
     uint8_t* cks = h + net::ipv4_min_header_len + field;  // header is in the first segment
     bool offload_l4 = !needs_fragments &&
-                      (p.l4 == L4Checksum::tcp ? ifc.caps.tx_tcp_cksum : ifc.caps.tx_udp_cksum);
+                      (p.l4 == L4Checksum::tcp ? ifc.caps.tx_tcp_cksum : ifc.caps.tx_udp_cksum) &&
+                      (!ifc.caps.tx_l4_cksum_even_segments || even_segments(m));
     if (offload_l4) {
       m->ol_flags |= RTE_MBUF_F_TX_IPV4 |
                      (p.l4 == L4Checksum::tcp ? RTE_MBUF_F_TX_TCP_CKSUM : RTE_MBUF_F_TX_UDP_CKSUM);
