@@ -79,7 +79,7 @@ void sender(keel::Stack& stack, Sender& s) {
   if (!c) {
     std::fprintf(stderr, "bulk send: connect %s: %s\n", s.peer.to_string().c_str(),
                  std::string(keel::to_string(c.error())).c_str());
-    examples::stop_all();
+    stack.request_stop();
     return;
   }
   bool connected = false, done = false, gone = false;
@@ -107,7 +107,7 @@ void sender(keel::Stack& stack, Sender& s) {
   s.next = keel::Buffer();  // back to the pool on this lcore
   if (!gone) (void)c->close();
   for (uint64_t until = stack.now_ns() + 50'000'000; stack.now_ns() < until;) (void)stack.poll();
-  examples::stop_all();
+  stack.request_stop();
 }
 
 // ----- bulk recv -----

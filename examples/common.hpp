@@ -31,8 +31,8 @@ namespace examples {
 /// The runtime the signal handler stops (set while run() runs).
 inline std::atomic<keel::Runtime*> running_runtime{nullptr};
 
-/// Stops every instance (their Stack::running() turns false); callable from
-/// any instance and from a signal handler.
+/// Stops every instance (their Stack::running() turns false) from a signal
+/// handler; an instance's own code calls Stack::request_stop().
 inline void stop_all() {
   if (keel::Runtime* rt = running_runtime.load()) rt->stop();
 }
@@ -141,7 +141,7 @@ inline keel::Listener listen(keel::Stack& stack, const char* name, uint16_t port
   auto l = stack.listen({keel::Ipv4Address::any(), port}, opt);
   if (!l) {
     std::fprintf(stderr, "%s: listen on port %u: %s\n", name, port, std::string(keel::to_string(l.error())).c_str());
-    stop_all();
+    stack.request_stop();
     return {};
   }
   if (stack.id() == 0) {

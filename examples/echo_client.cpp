@@ -113,7 +113,7 @@ void client(keel::Stack& stack, Run& run) {
   std::printf("echo_client: %llu bytes in %.3f s, %.1f MB/s, %s%s\n", (unsigned long long)run.received, secs,
               double(run.received) / 1e6 / secs, run.ok ? "ok" : "FAILED: ", run.why);
   std::fflush(stdout);
-  examples::stop_all();
+  stack.request_stop();
 }
 
 }  // namespace

@@ -51,7 +51,11 @@ inline constexpr uint16_t connected = 1 << 1;    ///< connect() completed; it is
 inline constexpr uint16_t readable = 1 << 2;     ///< in-order data is waiting (recv / read)
 inline constexpr uint16_t writable = 1 << 3;     ///< send space opened after a would_block
 inline constexpr uint16_t peer_closed = 1 << 4;  ///< the peer's FIN: after the data waiting, end of stream
-inline constexpr uint16_t closed = 1 << 5;       ///< gone; Event::error says why (ok: orderly)
+/// Gone; Event::error says why (ok: orderly). After an orderly close the data
+/// that arrived before the peer's FIN can still be read (recv/read) until the
+/// application calls close() or TIME-WAIT ends; read it when the event comes.
+/// After any other close every call on the handle returns bad_handle.
+inline constexpr uint16_t closed = 1 << 5;
 }  // namespace event
 
 /// Where the runtime reports API misuse (wrong thread, stale handle, double
@@ -74,6 +78,8 @@ struct ConnectionInfo {
   uint64_t bytes_acked = 0, bytes_received = 0;
 };
 
+/// Handles are values: copying one copies the name of the connection, and
+/// the methods are const because they do not change the handle.
 class Connection {
  public:
   Connection() = default;
@@ -88,51 +94,53 @@ class Connection {
   /// buffer is full; `b` is untouched and a writable event follows when space
   /// opens. A buffer larger than the whole send buffer is taken when the
   /// queue is empty, so any size eventually goes.
-  Result<void> send(Buffer& b);
+  Result<void> send(Buffer& b) const;
   /// Copying send: takes up to `len` bytes (what fits); would_block if none fit.
-  Result<size_t> write(const void* data, size_t len);
+  Result<size_t> write(const void* data, size_t len) const;
   /// Zero-copy receive: every in-order byte received so far, as the port's
   /// mbufs. would_block if nothing is waiting; an empty Buffer means end of
   /// stream (the peer's FIN, after all its data). The bytes count against
   /// the receive window until the Buffer is released.
-  Result<Buffer> recv();
+  Result<Buffer> recv() const;
   /// Copying receive: up to `cap` bytes; 0 means end of stream; would_block
   /// if nothing is waiting.
-  Result<size_t> read(void* dst, size_t cap);
+  Result<size_t> read(void* dst, size_t cap) const;
   /// Bytes waiting to be received.
   Result<size_t> readable_bytes() const;
   /// Bytes send()/write() would take now.
   Result<size_t> send_space() const;
   /// Ask for a writable event as soon as send space is available (also
   /// requested automatically by a would_block).
-  Result<void> want_writable();
+  Result<void> want_writable() const;
 
   /// Sends FIN after the queued data (half-close); reading goes on.
-  Result<void> shutdown();
+  Result<void> shutdown() const;
   /// Orderly close: queued data is still delivered, then FIN. The handle is
   /// dead at once: no more events, every call returns bad_handle. Unread
-  /// received data makes it an abort (RST), as in Linux.
-  Result<void> close();
+  /// received data makes it an abort (RST), as in Linux. On a connection that
+  /// already ended (after its closed event) it returns bad_handle without
+  /// reporting misuse, so a final close() is always safe.
+  Result<void> close() const;
   /// Abortive close: RST, everything queued dropped; the handle is dead at once.
-  Result<void> abort();
+  Result<void> abort() const;
 
-  Result<void> set_nodelay(bool on);
+  Result<void> set_nodelay(bool on) const;
   /// TCP keepalive with the stack's idle/interval/count settings.
-  Result<void> set_keepalive(bool on);
+  Result<void> set_keepalive(bool on) const;
   /// "cubic" or "newreno"; invalid_argument for another name.
-  Result<void> set_congestion_control(std::string_view name);
+  Result<void> set_congestion_control(std::string_view name) const;
   /// Send buffer limit in bytes (at least 1 MSS's worth is enforced).
-  Result<void> set_send_buffer(uint32_t bytes);
+  Result<void> set_send_buffer(uint32_t bytes) const;
   /// Receive buffer (window) limit in bytes; the advertised window follows it
   /// within the scale negotiated at the handshake.
-  Result<void> set_receive_buffer(uint32_t bytes);
+  Result<void> set_receive_buffer(uint32_t bytes) const;
 
   Result<Endpoint> local() const;
   Result<Endpoint> peer() const;
   Result<ConnectionInfo> info() const;
 
   /// An opaque value the application attaches; every Event carries it.
-  Result<void> set_user(uint64_t v);
+  Result<void> set_user(uint64_t v) const;
   uint64_t user() const;
 
  private:
@@ -157,7 +165,7 @@ class Listener {
   explicit operator bool() const { return valid(); }
   bool operator==(const Listener&) const = default;
   /// Stops listening; half-open handshakes go with it. Accepted connections stay.
-  Result<void> close();
+  Result<void> close() const;
   Result<Endpoint> local() const;
   /// Connections accepted so far.
   Result<uint64_t> accepted() const;
@@ -199,6 +207,9 @@ class Stack {
   unsigned instances() const;
   /// False once the runtime is stopping: the loop should return.
   bool running() const;
+  /// Asks every instance of the runtime to stop (running() becomes false
+  /// everywhere), e.g. when a client's work is done.
+  void request_stop();
 
   /// One stack iteration, then every event since the last poll. Sleeps
   /// briefly when idle (see the file comment). Valid until the next poll().

@@ -32,13 +32,14 @@ const char* state_name(tcp::TcpState s) {
 
 // Resolves the handle into `c`, or returns why it does not resolve (the
 // wrong thread, or a connection that is gone).
-#define KEEL_RESOLVE(c)                                \
-  if (core_ == nullptr) return fail(Errc::bad_handle); \
-  Errc why_ = Errc::ok;                                \
-  tcp::Tcb* c = core_->conn(slot_, gen_, why_);        \
+#define KEEL_RESOLVE_AS(c, report_stale)                      \
+  if (core_ == nullptr) return fail(Errc::bad_handle);        \
+  Errc why_ = Errc::ok;                                       \
+  tcp::Tcb* c = core_->conn(slot_, gen_, why_, report_stale); \
   if (c == nullptr) return fail(why_)
+#define KEEL_RESOLVE(c) KEEL_RESOLVE_AS(c, true)
 
-Result<void> Connection::send(Buffer& b) {
+Result<void> Connection::send(Buffer& b) const {
   KEEL_RESOLVE(c);
   if (b.empty()) return fail(Errc::invalid_argument);
   auto r = core_->tcp().send(*c, b.mbuf());
@@ -47,21 +48,21 @@ Result<void> Connection::send(Buffer& b) {
   return {};
 }
 
-Result<size_t> Connection::write(const void* data, size_t len) {
+Result<size_t> Connection::write(const void* data, size_t len) const {
   KEEL_RESOLVE(c);
   if (len == 0) return size_t(0);
   if (data == nullptr) return fail(Errc::invalid_argument);
   return core_->tcp().send_copy(*c, data, len);
 }
 
-Result<Buffer> Connection::recv() {
+Result<Buffer> Connection::recv() const {
   KEEL_RESOLVE(c);
   Buffer b = core_->take_received(*c);
   if (!b.empty() || c->fin_received) return b;  // empty after FIN: end of stream
   return fail(Errc::would_block);
 }
 
-Result<size_t> Connection::read(void* dst, size_t cap) {
+Result<size_t> Connection::read(void* dst, size_t cap) const {
   KEEL_RESOLVE(c);
   if (cap == 0) return size_t(0);
   if (dst == nullptr) return fail(Errc::invalid_argument);
@@ -80,44 +81,44 @@ Result<size_t> Connection::send_space() const {
   return size_t(core_->tcp().send_space(*c));
 }
 
-Result<void> Connection::want_writable() {
+Result<void> Connection::want_writable() const {
   KEEL_RESOLVE(c);
   core_->tcp().want_writable(*c);
   return {};
 }
 
-Result<void> Connection::shutdown() {
+Result<void> Connection::shutdown() const {
   KEEL_RESOLVE(c);
   return core_->tcp().shutdown(*c);
 }
 
-Result<void> Connection::close() {
-  KEEL_RESOLVE(c);
+Result<void> Connection::close() const {
+  KEEL_RESOLVE_AS(c, false);  // after the closed event: quietly bad_handle
   core_->forget(slot_, gen_);
   core_->tcp().close(*c);
   return {};
 }
 
-Result<void> Connection::abort() {
-  KEEL_RESOLVE(c);
+Result<void> Connection::abort() const {
+  KEEL_RESOLVE_AS(c, false);
   core_->forget(slot_, gen_);
   core_->tcp().abort(*c);
   return {};
 }
 
-Result<void> Connection::set_nodelay(bool on) {
+Result<void> Connection::set_nodelay(bool on) const {
   KEEL_RESOLVE(c);
   core_->tcp().set_nodelay(*c, on);
   return {};
 }
 
-Result<void> Connection::set_keepalive(bool on) {
+Result<void> Connection::set_keepalive(bool on) const {
   KEEL_RESOLVE(c);
   core_->tcp().set_keepalive(*c, on);
   return {};
 }
 
-Result<void> Connection::set_congestion_control(std::string_view name) {
+Result<void> Connection::set_congestion_control(std::string_view name) const {
   KEEL_RESOLVE(c);
   const tcp::cc::Algorithm* a = tcp::cc::find(name);
   if (a == nullptr) return fail(Errc::invalid_argument);
@@ -125,14 +126,14 @@ Result<void> Connection::set_congestion_control(std::string_view name) {
   return {};
 }
 
-Result<void> Connection::set_send_buffer(uint32_t bytes) {
+Result<void> Connection::set_send_buffer(uint32_t bytes) const {
   KEEL_RESOLVE(c);
   if (bytes == 0) return fail(Errc::invalid_argument);
   c->snd_buf = std::max<uint32_t>(bytes, c->mss);
   return {};
 }
 
-Result<void> Connection::set_receive_buffer(uint32_t bytes) {
+Result<void> Connection::set_receive_buffer(uint32_t bytes) const {
   KEEL_RESOLVE(c);
   if (bytes == 0) return fail(Errc::invalid_argument);
   // The window scale was fixed at the SYN: the advertised window is capped by
@@ -171,7 +172,7 @@ Result<ConnectionInfo> Connection::info() const {
   return i;
 }
 
-Result<void> Connection::set_user(uint64_t v) {
+Result<void> Connection::set_user(uint64_t v) const {
   KEEL_RESOLVE(c);
   (void)c;
   core_->user_of(slot_) = v;
@@ -185,8 +186,9 @@ uint64_t Connection::user() const {
 }
 
 #undef KEEL_RESOLVE
+#undef KEEL_RESOLVE_AS
 
-Result<void> Listener::close() {
+Result<void> Listener::close() const {
   if (core_ == nullptr) return fail(Errc::bad_handle);
   return core_->close_listener(slot_, gen_);
 }

@@ -9,6 +9,7 @@ namespace keel {
 unsigned Stack::id() const { return core_->instance().id(); }
 unsigned Stack::instances() const { return core_->instances(); }
 bool Stack::running() const { return core_->running(); }
+void Stack::request_stop() { core_->request_stop(); }
 std::span<const Event> Stack::poll() { return core_->poll(true); }
 std::span<const Event> Stack::poll_nowait() { return core_->poll(false); }
 

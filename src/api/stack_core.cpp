@@ -43,7 +43,7 @@ constexpr size_t max_listeners = 256;
 }
 
 StackCore::StackCore(engine::Instance& inst, tcp::TcpStack& tcp, const engine::IdleConfig& idle,
-                     const std::atomic<bool>* stop, unsigned instances)
+                     std::atomic<bool>* stop, unsigned instances)
     : inst_(inst), tcp_(tcp), idle_(idle), stop_(stop), instances_(instances),
       conns_(tcp.config().max_connections), listeners_(max_listeners) {
   for (size_t i = 0; i < listeners_.size(); ++i) {
@@ -127,14 +127,19 @@ void StackCore::on_writable(tcp::Tcb& c) { emit(c, event::writable); }
 void StackCore::on_peer_closed(tcp::Tcb& c) { emit(c, event::peer_closed); }
 void StackCore::on_closed(tcp::Tcb& c, Errc reason) { emit(c, event::closed, reason); }
 
-tcp::Tcb* StackCore::conn(uint32_t slot, uint32_t gen, Errc& why) {
+tcp::Tcb* StackCore::conn(uint32_t slot, uint32_t gen, Errc& why, bool report_stale) {
   if (!on_owner_thread()) {
     why = Errc::wrong_thread;
     return nullptr;
   }
   tcp::Tcb* c = tcp_.resolve(slot, gen);
-  if (c == nullptr || c->handler != this || conns_[slot].forgotten) {
-    why = misuse(Errc::bad_handle, "a connection handle used after its connection closed");
+  // TIME-WAIT drops the handler (the stack is done with the application), but
+  // the application may not have read what came before the FIN yet.
+  bool ours = c != nullptr && !conns_[slot].forgotten &&
+              (c->handler == this || (c->state == tcp::TcpState::time_wait && conns_[slot].gen == gen));
+  if (!ours) {
+    why = report_stale ? misuse(Errc::bad_handle, "a connection handle used after its connection closed")
+                       : Errc::bad_handle;
     return nullptr;
   }
   return c;

@@ -34,7 +34,7 @@ class StackCore final : public tcp::ConnHandler {
  public:
   /// `stop`: the flag that ends running(); `instances`: how many there are in all.
   StackCore(engine::Instance& inst, tcp::TcpStack& tcp, const engine::IdleConfig& idle,
-            const std::atomic<bool>* stop, unsigned instances);
+            std::atomic<bool>* stop, unsigned instances);
   ~StackCore() override;
   StackCore(const StackCore&) = delete;
   StackCore& operator=(const StackCore&) = delete;
@@ -49,6 +49,9 @@ class StackCore final : public tcp::ConnHandler {
   tcp::TcpStack& tcp() { return tcp_; }
   unsigned instances() const { return instances_; }
   bool running() const { return stop_ == nullptr || !stop_->load(std::memory_order_relaxed); }
+  void request_stop() {
+    if (stop_ != nullptr) stop_->store(true, std::memory_order_relaxed);
+  }
 
   std::span<const Event> poll(bool may_sleep);
 
@@ -57,8 +60,11 @@ class StackCore final : public tcp::ConnHandler {
   Result<Connection> connect(Endpoint remote, const ConnectOptions& opt);
   Result<Buffer> alloc(size_t len);
   /// The live TCB a handle names, or nullptr with `why` (wrong_thread,
-  /// bad_handle) after reporting the misuse.
-  tcp::Tcb* conn(uint32_t slot, uint32_t gen, Errc& why);
+  /// bad_handle) after reporting the misuse (a stale handle only when
+  /// `report_stale`). A connection the stack closed in order and left in
+  /// TIME-WAIT still resolves until the application closes it: the data
+  /// before the peer's FIN stays readable.
+  tcp::Tcb* conn(uint32_t slot, uint32_t gen, Errc& why, bool report_stale = true);
   /// The connection's API state (valid while conn() is non-null).
   uint64_t& user_of(uint32_t slot) { return conns_[slot].user; }
   /// The app gives a connection up (close / abort): no events from now on.
@@ -100,7 +106,7 @@ class StackCore final : public tcp::ConnHandler {
   engine::Instance& inst_;
   tcp::TcpStack& tcp_;
   engine::IdlePolicy idle_;
-  const std::atomic<bool>* stop_;
+  std::atomic<bool>* stop_;
   unsigned instances_;
   unsigned lcore_ = ~0u;
   std::vector<ConnSlot> conns_;           // per TCB slot

@@ -77,7 +77,7 @@ class Engine {
   /// Asks the loops to finish (async-signal-safe: one atomic store).
   void request_stop() { stop_.store(true, std::memory_order_relaxed); }
   /// The flag request_stop() sets, for loops run by an InstanceMain.
-  const std::atomic<bool>& stop_flag() const { return stop_; }
+  std::atomic<bool>& stop_flag() { return stop_; }
   bool running() const { return running_.load(); }
   /// After stop(): frees every connection and every frame the stacks hold and
   /// drains the ports' receive queues, so that the pool's in-use count is what

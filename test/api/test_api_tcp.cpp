@@ -310,8 +310,8 @@ TEST_CASE("api: abort resets the peer; close makes the handle dead with no more 
   {
     MisuseCounter m;
     CHECK(c2.write("x", 1).error() == Errc::bad_handle);
-    CHECK(c2.close().error() == Errc::bad_handle);
-    CHECK(m.count() == 2);
+    CHECK(c2.close().error() == Errc::bad_handle);  // a second close: refused, not reported
+    CHECK(m.count() == 1);
   }
   REQUIRE(p.step_until([&] { return p.b.find(s2, event::peer_closed) != nullptr; }));
   REQUIRE(s2.close());
@@ -407,6 +407,51 @@ TEST_CASE("api: misuse returns errors: wrong thread, stale handles, double relea
   CHECK(c2.write("x", 1));
   (void)c2.abort();
   (void)s2.abort();
+  p.step(10);
+  CHECK(p.pools_whole());
+}
+
+TEST_CASE("api: data before the FIN stays readable when the close completes in one burst", "[api]") {
+  ApiPair p;
+  auto [c, s] = p.connect_pair(7013);
+  REQUIRE(c.shutdown());  // A half-closes first
+  REQUIRE(p.step_until([&] { return p.b.find(s, event::peer_closed) != nullptr; }));
+  p.step(20);  // A's FIN is acknowledged: FIN-WAIT-2
+  // B's last data and its FIN leave in one flush and reach A in one burst:
+  // A goes straight to TIME-WAIT, and the data must still be there for it.
+  REQUIRE(s.write("tail", 4));
+  REQUIRE(s.close());
+  REQUIRE(p.step_until([&] { return p.a.find(c, event::closed) != nullptr; }));
+  const Event* e = p.a.find(c, event::closed);
+  CHECK(e->error == Errc::ok);
+  CHECK(e->has(event::readable));
+  CHECK(c.info()->state == std::string("time-wait"));
+  MisuseCounter m;
+  char buf[8];
+  auto n = c.read(buf, sizeof buf);
+  REQUIRE(n);
+  CHECK(*n == 4);
+  CHECK(std::memcmp(buf, "tail", 4) == 0);
+  CHECK(*c.read(buf, sizeof buf) == 0);  // end of stream
+  CHECK(c.write("x", 1).error() == Errc::not_connected);
+  CHECK(c.close());
+  CHECK(c.close().error() == Errc::bad_handle);  // quietly: after close, no misuse report
+  CHECK(m.count() == 0);
+  p.step(50);
+  CHECK(p.pools_whole());
+}
+
+TEST_CASE("api: close() after a closed event is safe and quiet", "[api]") {
+  ApiPair p;
+  auto [c, s] = p.connect_pair(7014);
+  REQUIRE(c.abort());
+  REQUIRE(p.step_until([&] { return p.b.find(s, event::closed) != nullptr; }));
+  MisuseCounter m;
+  CHECK(s.close().error() == Errc::bad_handle);
+  CHECK(s.abort().error() == Errc::bad_handle);
+  CHECK(m.count() == 0);
+  CHECK(s.write("x", 1).error() == Errc::bad_handle);  // other calls still report misuse
+  CHECK(m.count() == 1);
   p.step(10);
   CHECK(p.pools_whole());
 }
