@@ -9,4 +9,5 @@
 #include <keel/result.hpp>
 #include <keel/runtime.hpp>
 #include <keel/stack.hpp>
+#include <keel/udp.hpp>
 #include <keel/version.hpp>

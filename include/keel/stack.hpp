@@ -37,6 +37,7 @@
 #include <keel/address.hpp>
 #include <keel/buffer.hpp>
 #include <keel/result.hpp>
+#include <keel/udp.hpp>
 
 namespace keel {
 
@@ -56,6 +57,9 @@ inline constexpr uint16_t peer_closed = 1 << 4;  ///< the peer's FIN: after the 
 /// application calls close() or TIME-WAIT ends; read it when the event comes.
 /// After any other close every call on the handle returns bad_handle.
 inline constexpr uint16_t closed = 1 << 5;
+/// A UDP socket got an ICMP error about a datagram it sent (connected sockets):
+/// Event::error is connection_refused (port unreachable) or unreachable.
+inline constexpr uint16_t error = 1 << 6;
 }  // namespace event
 
 /// Where the runtime reports API misuse (wrong thread, stale handle, double
@@ -177,13 +181,15 @@ class Listener {
   uint32_t slot_ = 0, gen_ = 0;
 };
 
-/// One entry of a poll() batch.
+/// One entry of a poll() batch: a TCP connection's (conn valid) or a UDP
+/// socket's (udp valid; flags readable and error).
 struct Event {
   uint16_t flags = 0;         ///< event:: bits
-  Errc error = Errc::ok;      ///< with event::closed: why (ok for an orderly close)
+  Errc error = Errc::ok;      ///< with event::closed: why (ok for an orderly close); with event::error
   Connection conn;
   Listener listener;          ///< with event::accepted
-  uint64_t user = 0;          ///< conn's user value (set_user), 0 until set
+  UdpSocket udp;
+  uint64_t user = 0;          ///< the connection's or socket's user value (set_user), 0 until set
   bool has(uint16_t f) const { return (flags & f) != 0; }
 };
 
@@ -223,6 +229,10 @@ class Stack {
   /// Active open. The connection's first event is connected, or closed with
   /// connection_refused / timed_out / unreachable.
   Result<Connection> connect(Endpoint remote, const ConnectOptions& opt = {});
+  /// A UDP socket on `local` (addr any(): every address; port 0: an
+  /// ephemeral port). already_exists if the address and port are taken on
+  /// this instance, invalid_argument for an address that is not ours.
+  Result<UdpSocket> udp_bind(Endpoint local);
   /// A buffer of `len` bytes (contents undefined) from this instance's pool,
   /// chained over several mbufs when larger than one; fill it, then send it.
   /// no_memory when the pool is exhausted.

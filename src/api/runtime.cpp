@@ -97,7 +97,8 @@ Result<std::unique_ptr<Runtime>, std::string> Runtime::create(const Config& cfg)
   for (size_t i = 0; i < impl->engine->instances().size(); ++i)
     impl->cores.push_back(std::make_unique<detail::StackCore>(
         *impl->engine->instances()[i], impl->engine->tcp(i), ecfg->idle,
-        &impl->engine->stop_flag(), unsigned(impl->engine->instances().size())));
+        &impl->engine->stop_flag(), unsigned(impl->engine->instances().size()),
+        &impl->engine->udp(i)));
   return std::unique_ptr<Runtime>(new Runtime(std::move(impl)));
 }
 

@@ -43,22 +43,25 @@ constexpr size_t max_listeners = 256;
 }
 
 StackCore::StackCore(engine::Instance& inst, tcp::TcpStack& tcp, const engine::IdleConfig& idle,
-                     std::atomic<bool>* stop, unsigned instances)
+                     std::atomic<bool>* stop, unsigned instances, udp::UdpStack* udp)
     : inst_(inst), tcp_(tcp), idle_(idle), stop_(stop), instances_(instances),
-      conns_(tcp.config().max_connections), listeners_(max_listeners) {
+      conns_(tcp.config().max_connections), listeners_(max_listeners), udp_(udp),
+      udp_slots_(udp ? udp->config().max_sockets : 0) {
   for (size_t i = 0; i < listeners_.size(); ++i) {
     listeners_[i].core = this;
     listeners_[i].slot = uint32_t(i);
   }
   // A batch holds at most one event per connection (plus what the application
   // raises between polls): no allocation on the data path.
-  pending_.reserve(conns_.size() + 64);
-  delivered_.reserve(conns_.size() + 64);
+  pending_.reserve(conns_.size() + udp_slots_.size() + 64);
+  delivered_.reserve(conns_.size() + udp_slots_.size() + 64);
 }
 
 StackCore::~StackCore() {
   for (auto& l : listeners_)
     if (l.l != nullptr) tcp_.unlisten(l.l);
+  for (auto& u : udp_slots_)
+    if (u.s != nullptr) udp_->close(u.s);
 }
 
 void StackCore::bind_to_current_thread() { lcore_ = rte_lcore_id(); }
@@ -241,5 +244,76 @@ Result<Buffer> StackCore::alloc(size_t len) {
   }
   return Buffer(m);
 }
+
+// ----- UDP -----
+
+Result<UdpSocket> StackCore::udp_bind(Endpoint local) {
+  if (!on_owner_thread()) return fail(Errc::wrong_thread);
+  if (udp_ == nullptr) return fail(Errc::not_supported);
+  auto r = udp_->bind(net::Ipv4Addr{local.addr.value}, local.port, this);
+  if (!r) return fail(r.error());
+  udp::UdpSocket& s = **r;
+  UdpSlot& u = udp_slots_[s.slot()];
+  u.s = &s;
+  u.gen = (u.gen + 1) | 1;
+  u.user = 0;
+  return UdpSocket(this, s.slot(), u.gen);
+}
+
+udp::UdpSocket* StackCore::udp_socket(uint32_t slot, uint32_t gen, Errc& why) {
+  if (!on_owner_thread()) {
+    why = Errc::wrong_thread;
+    return nullptr;
+  }
+  if (slot >= udp_slots_.size() || udp_slots_[slot].gen != gen || udp_slots_[slot].s == nullptr) {
+    why = misuse(Errc::bad_handle, "a UDP socket handle used after close");
+    return nullptr;
+  }
+  return udp_slots_[slot].s;
+}
+
+Result<void> StackCore::udp_close(uint32_t slot, uint32_t gen) {
+  Errc why = Errc::ok;
+  udp::UdpSocket* s = udp_socket(slot, gen, why);
+  if (s == nullptr) return fail(why);
+  UdpSlot& u = udp_slots_[slot];
+  // An event of this socket still queued for the next batch goes with it.
+  if (u.ev_batch == batch_ && u.ev < pending_.size() && pending_[u.ev].udp == UdpSocket(this, slot, gen))
+    pending_[u.ev].flags = 0;
+  udp_->close(s);
+  u.s = nullptr;
+  ++u.gen;  // even: closed
+  return {};
+}
+
+Datagram StackCore::to_datagram(const udp::Datagram& d) {
+  Datagram out;
+  out.payload = Buffer(d.payload);
+  out.from = Endpoint{Ipv4Address{d.src.v}, d.src_port};
+  out.to = Ipv4Address{d.dst.v};
+  return out;
+}
+
+void StackCore::emit_udp(udp::UdpSocket& s, uint16_t flag, Errc err) {
+  uint32_t slot = s.slot();
+  UdpSlot& u = udp_slots_[slot];
+  UdpSocket h(this, slot, u.gen);
+  if (u.ev_batch == batch_ && u.ev < pending_.size() && pending_[u.ev].udp == h) {
+    pending_[u.ev].flags |= flag;
+    if (flag == event::error) pending_[u.ev].error = err;
+    return;
+  }
+  u.ev_batch = batch_;
+  u.ev = uint32_t(pending_.size());
+  Event e;
+  e.flags = flag;
+  e.error = err;
+  e.udp = h;
+  e.user = u.user;
+  pending_.push_back(e);
+}
+
+void StackCore::on_readable(udp::UdpSocket& s) { emit_udp(s, event::readable, Errc::ok); }
+void StackCore::on_error(udp::UdpSocket& s, Errc e) { emit_udp(s, event::error, e); }
 
 }  // namespace keel::detail

@@ -24,17 +24,19 @@
 #include "engine/idle_policy.hpp"
 #include "engine/instance.hpp"
 #include "tcp/tcp_stack.hpp"
+#include "udp/udp_stack.hpp"
 
 namespace keel::detail {
 
 /// Reports misuse to the installed handler and returns `e` for the caller.
 Errc misuse(Errc e, const char* what);
 
-class StackCore final : public tcp::ConnHandler {
+class StackCore final : public tcp::ConnHandler, public udp::UdpHandler {
  public:
-  /// `stop`: the flag that ends running(); `instances`: how many there are in all.
+  /// `stop`: the flag that ends running(); `instances`: how many there are in
+  /// all; `udp`: nullptr for a stack without UDP (udp_bind: not_supported).
   StackCore(engine::Instance& inst, tcp::TcpStack& tcp, const engine::IdleConfig& idle,
-            std::atomic<bool>* stop, unsigned instances);
+            std::atomic<bool>* stop, unsigned instances, udp::UdpStack* udp = nullptr);
   ~StackCore() override;
   StackCore(const StackCore&) = delete;
   StackCore& operator=(const StackCore&) = delete;
@@ -75,6 +77,18 @@ class StackCore final : public tcp::ConnHandler {
   /// From another thread the credit travels through the control ring.
   void return_credit(uint32_t slot, uint32_t gen, uint32_t bytes);
   Result<void> close_listener(uint32_t slot, uint32_t gen);
+
+  // ----- UDP -----
+  Result<UdpSocket> udp_bind(Endpoint local);
+  /// The open socket a handle names, or nullptr with `why`.
+  udp::UdpSocket* udp_socket(uint32_t slot, uint32_t gen, Errc& why);
+  udp::UdpStack& udp() { return *udp_; }
+  Result<void> udp_close(uint32_t slot, uint32_t gen);
+  void set_udp_user(uint32_t slot, uint64_t v) { udp_slots_[slot].user = v; }
+  /// A received datagram as the API hands it over.
+  static Datagram to_datagram(const udp::Datagram& d);
+  void on_readable(udp::UdpSocket& s) override;
+  void on_error(udp::UdpSocket& s, Errc e) override;
   const tcp::Listener* listener(uint32_t slot, uint32_t gen, Errc& why);
 
   // ----- tcp::ConnHandler -----
@@ -98,7 +112,14 @@ class StackCore final : public tcp::ConnHandler {
     uint32_t slot = 0, gen = 0;  // gen odd while in use
     tcp::ConnHandler* on_accept(tcp::Tcb& c) override { return core->accept(*this, c); }
   };
+  struct UdpSlot {
+    udp::UdpSocket* s = nullptr;
+    uint32_t gen = 0;        // odd while open
+    uint64_t user = 0;
+    uint32_t ev_batch = 0, ev = 0;
+  };
   tcp::ConnHandler* accept(ApiListener& l, tcp::Tcb& c);
+  void emit_udp(udp::UdpSocket& s, uint16_t flag, Errc err);
   /// Starts the API's view of a new incarnation of a slot.
   void adopt(tcp::Tcb& c, uint64_t user);
   void emit(tcp::Tcb& c, uint16_t flag, Errc err = Errc::ok, Listener from = {});
@@ -111,6 +132,8 @@ class StackCore final : public tcp::ConnHandler {
   unsigned lcore_ = ~0u;
   std::vector<ConnSlot> conns_;           // per TCB slot
   std::vector<ApiListener> listeners_;    // fixed size: handles index it
+  udp::UdpStack* udp_;
+  std::vector<UdpSlot> udp_slots_;        // per UdpSocket::slot()
   std::vector<Event> pending_, delivered_;
   uint32_t batch_ = 1;
 };

@@ -56,6 +56,8 @@ class UdpSocket {
   uint32_t queued() const { return count_; }
   size_t queued_bytes() const { return bytes_; }
   UdpHandler* handler() const { return handler_; }
+  /// The socket's index in its stack's table (0 .. max_sockets-1), stable while it is open.
+  uint32_t slot() const { return slot_; }
   void set_handler(UdpHandler* h) { handler_ = h; }
 
   UdpSocket(const UdpSocket&) = delete;

@@ -81,7 +81,7 @@ ApiPair::ApiPair(const tcp::TcpConfig& tcp) {
     s->engine = make_engine("net_ring_" + link_ + (i == 0 ? "_a" : "_b"), i == 0 ? addr_a : addr_b, tcp);
     s->pool_base = s->pool_in_use();
     s->core = std::make_unique<detail::StackCore>(*s->engine->instances()[0], s->engine->tcp(0),
-                                                  engine::IdleConfig{}, nullptr, 1);
+                                                  engine::IdleConfig{}, nullptr, 1, &s->engine->udp(0));
     s->core->bind_to_current_thread();
     s->stack = std::make_unique<Stack>(s->core.get());
     s->engine->instances()[0]->start(engine::now_ns());
