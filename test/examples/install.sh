@@ -59,7 +59,7 @@ done
 # The installed examples, built out of tree.
 cd "$tmp" || exit 1
 export LD_LIBRARY_PATH=$(dirname "$lib")
-for ex in echo_server echo_client http_server bulk; do
+for ex in echo_server echo_client http_server bulk udp_echo; do
 	# shellcheck disable=SC2086
 	check "$ex builds from the installed copy" g++ -std=c++20 -O1 -Wall -Wextra -o "$ex" "$exdir/$ex.cpp" $flags
 done
