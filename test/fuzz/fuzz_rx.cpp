@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 // libFuzzer target over the whole receive path of one Instance: Ethernet, ARP,
-// IPv4 (validation, reassembly), ICMP, the dispatch to L4 handlers and TCP
+// IPv4 (validation, reassembly), ICMP, the dispatch to L4 handlers, UDP (a
+// socket on port 53 that echoes; other ports answer port unreachable) and TCP
 // (listeners, passive and active opens, SYN cookies, every synchronised state,
 // an application that reads, writes, closes and aborts), plus the timers that
 // run later (ARP retries and expiry, reassembly timeout, TCP retransmission,
@@ -144,6 +145,7 @@
 #include "tcp/seq.hpp"
 #include "tcp/tcp_header.hpp"
 #include "tcp/tcp_stack.hpp"
+#include "udp/udp_stack.hpp"
 
 // TcpStack keys its ISNs and SYN cookies with getrandom(). A fixed key makes
 // the stack's sequence numbers, ephemeral ports and cookies the same on every
@@ -296,6 +298,8 @@ struct Session {
   engine::Instance* inst = nullptr;
   engine::Interface* ifc = nullptr;
   std::unique_ptr<TcpStack> stack;
+  std::unique_ptr<udp::UdpStack> udp;  // a socket on port 53 echoes (UdpEcho)
+  udp::UdpSocket* udp_socket = nullptr;
   tcp::Listener* listener = nullptr;
   App app;
   bool syn_seen[conv_count] = {};
@@ -383,8 +387,47 @@ class TcpTap : public engine::L4Handler {
   SinkHandler sink;
 };
 
-SinkHandler udp_sink;
+/// Stands between the IP layer and UdpStack for protocol 17, as TcpTap does for TCP.
+class UdpTap final : public engine::L4Handler {
+ public:
+  void on_datagram(engine::Instance& inst, rte_mbuf* m, const engine::Ipv4Meta& ip,
+                   uint64_t now_ns) override {
+    const char* reason = nullptr;
+    if (rte_mbuf_check(m, 1, &reason) != 0) fail(reason);
+    check(ip.protocol == net::ipproto_udp, "delivered to the wrong handler");
+    check(inst.interfaces()[ip.iface]->accepts(ip.dst), "delivered a datagram not for us");
+    session->udp->on_datagram(inst, m, ip, now_ns);
+  }
+  void on_icmp_error(engine::Instance& inst, const engine::IcmpError& err,
+                     uint64_t now_ns) override {
+    sink.check_quote(err);
+    session->udp->on_icmp_error(inst, err, now_ns);
+  }
+  SinkHandler sink;
+};
+
+/// The UDP application: on each readable edge the first datagram goes back
+/// to its sender (zero copy, the received mbuf), the rest are freed.
+class UdpEcho final : public udp::UdpHandler {
+ public:
+  void on_readable(udp::UdpSocket& s) override {
+    bool first = true;
+    while (auto d = session->udp->recv(s)) {
+      check(d->payload != nullptr, "a datagram without payload mbuf");
+      if (first) (void)session->udp->send_to(s, d->payload, d->src, d->src_port);
+      else rte_pktmbuf_free(d->payload);
+      first = false;
+    }
+  }
+  void on_error(udp::UdpSocket& s, Errc e) override {
+    (void)s;
+    check(e == Errc::connection_refused || e == Errc::unreachable, "a UDP error of an unexpected kind");
+  }
+};
+
 TcpTap tcp_tap;
+UdpTap udp_tap;
+UdpEcho udp_echo;
 
 // ===== The application =====
 
@@ -1151,8 +1194,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   s.ifc = &ifc;
   s.stack = std::make_unique<TcpStack>(*inst, tcp_config(setup[2]));
   s.stack->set_clock([](void*) { return session->now; }, nullptr);
+  s.udp = std::make_unique<udp::UdpStack>(*inst, udp::UdpConfig{16, 8, 16 * 1024});
+  s.udp->clock().set([](void*) { return session->now; }, nullptr);
+  s.udp_socket = s.udp->bind(net::Ipv4Addr{}, 53, &udp_echo).value_or(nullptr);
+  check(s.udp_socket != nullptr, "UDP bind on port 53 failed");
   inst->register_protocol(net::ipproto_tcp, &tcp_tap);
-  inst->register_protocol(net::ipproto_udp, &udp_sink);
+  inst->register_protocol(net::ipproto_udp, &udp_tap);
   inst->set_echo_reply_hook([](const engine::EchoReply& r) {
     check(r.bytes < 65536, "echo reply of impossible size");
   });
@@ -1250,6 +1297,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     print_tcbs(*s.stack);
   }
   s.stack.reset();  // frees every TCB (handlers are not called)
+  s.udp.reset();    // and every socket with its queued datagrams
   inst.reset();
   drain_tx();
   drain_rx();

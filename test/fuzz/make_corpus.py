@@ -529,6 +529,14 @@ def seeds():
     # ----- UDP and TCP (dispatch to the L4 handler) -----
     s["udp"] = seed(frame(ip_frame(ipv4(PEER_IP, OUR_IP, 17,
                                         udp(PEER_IP, OUR_IP, 5000, 7, b"hello keel")))))
+    # The target's UDP socket is on port 53 (it echoes); other ports get port unreachable.
+    s["udp_echo"] = seed(frame(arp_reply(PEER_MAC, PEER_IP)),
+                         frame(ip_frame(ipv4(PEER_IP, OUR_IP, 17,
+                                             udp(PEER_IP, OUR_IP, 5353, 53, b"query" * 20)))))
+    big_udp = udp(PEER_IP, OUR_IP, 5354, 53, bytes(i & 0xFF for i in range(3000)))
+    s["udp_echo_fragmented"] = seed(frame(arp_reply(PEER_MAC, PEER_IP)),
+                                    *[frame(ip_frame(f)) for f in
+                                      fragments(PEER_IP, OUR_IP, 17, big_udp, 0x5353, [1480, 1480, len(big_udp) - 2960])])
     s["udp_broadcast"] = seed(frame(ip_frame(ipv4(PEER_IP, b"\xff" * 4, 17,
                                                   udp(PEER_IP, b"\xff" * 4, 68, 67, b"d" * 20)),
                                              dst_mac=BCAST)))
