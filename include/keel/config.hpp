@@ -38,6 +38,11 @@
 ///     min_rto_ms = 200
 ///     msl_ms = 30000
 ///
+///     [udp]
+///     max_sockets = 1024       # per instance
+///     receive_datagrams = 256  # queued per socket
+///     receive_bytes = 262144   # payload bytes queued per socket
+///
 /// Rules:
 ///  - `#` to the end of the line is a comment, anywhere (so no value contains
 ///    `#`). Blank lines are ignored; white space around keys, values, `=` and
@@ -45,7 +50,7 @@
 ///    congestion_control are lower case.
 ///  - Keys before the first section are the top-level ones (eal, instances,
 ///    pool_mbufs, busy_poll). Sections are `[port]` (any number, one per port,
-///    in order) and `[tcp]` (at most once). Any other section or key is refused.
+///    in order), `[tcp]` and `[udp]` (each at most once). Any other section or key is refused.
 ///  - A key appears at most once per section, except `address`. Every value is
 ///    non-empty: leave a key out to keep its default.
 ///  - A `[port]` needs `device` and at least one `address`; a `gateway` must be
@@ -57,7 +62,8 @@
 ///    max_connections 1..16777216, send_buffer and receive_buffer
 ///    1024..1073741824, keepalive_idle_ms and keepalive_interval_ms 1..32767000,
 ///    keepalive_count and syn_retries 1..127, min_rto_ms 1..60000,
-///    msl_ms 1..600000.
+///    msl_ms 1..600000, max_sockets 1..65535, receive_datagrams 1..65536,
+///    receive_bytes 1024..1073741824.
 ///  - `eal` is split into words at white space (no quoting). `device` is one
 ///    word. `mac` is six hex pairs separated by `:`, unicast and not all
 ///    zeros. `congestion_control` is cubic or newreno. rx_faults/tx_faults are
@@ -101,6 +107,12 @@ struct TcpOptions {
   uint64_t msl_ms = 30'000;
 };
 
+struct UdpOptions {
+  uint32_t max_sockets = 1024;          ///< per instance
+  uint32_t receive_datagrams = 256;     ///< queued per socket
+  uint32_t receive_bytes = 256 * 1024;  ///< payload bytes queued per socket
+};
+
 struct Config {
   /// EAL arguments without argv[0], e.g. {"-l", "0-1", "--no-huge", ...}.
   /// Empty: the runtime expects EAL to be initialised already.
@@ -110,6 +122,7 @@ struct Config {
   bool busy_poll = false;
   std::vector<PortOptions> ports;
   TcpOptions tcp;
+  UdpOptions udp;
 };
 
 /// Parses the file format above. `source` names the text in messages

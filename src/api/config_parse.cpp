@@ -55,6 +55,9 @@ constexpr Range keepalive_ms{1, 32'767'000};
 constexpr Range count{1, 127};
 constexpr Range min_rto_ms{1, 60'000};                  // at most tcp::TcpConfig::max_rto_ns
 constexpr Range msl_ms{1, 600'000};
+constexpr Range udp_sockets{1, 65535};
+constexpr Range udp_datagrams{1, 65536};
+constexpr Range udp_bytes{1024, 1u << 30};
 }  // namespace limits
 
 // ===== Value rules: "" when the value is fine, else why not =====
@@ -251,6 +254,16 @@ const std::vector<Field<TcpOptions>>& tcp_fields() {
   return fields;
 }
 
+const std::vector<Field<UdpOptions>>& udp_fields() {
+  using U = UdpOptions;
+  static const std::vector<Field<U>> fields = {
+      uint_field("max_sockets", &U::max_sockets, limits::udp_sockets),
+      uint_field("receive_datagrams", &U::receive_datagrams, limits::udp_datagrams),
+      uint_field("receive_bytes", &U::receive_bytes, limits::udp_bytes),
+  };
+  return fields;
+}
+
 template <class S>
 const Field<S>* find_field(const std::vector<Field<S>>& fields, std::string_view key) {
   for (const auto& f : fields)
@@ -270,7 +283,7 @@ std::string check_fields(const std::vector<Field<S>>& fields, const S& s, const 
 
 // ===== The file =====
 
-enum class Section { top, port, tcp };
+enum class Section { top, port, tcp, udp };
 
 class Parser {
  public:
@@ -299,6 +312,7 @@ class Parser {
       case Section::top: return "at top level";
       case Section::port: return "in [port]";
       case Section::tcp: return "in [tcp]";
+      case Section::udp: return "in [udp]";
     }
     return {};
   }
@@ -317,6 +331,7 @@ class Parser {
         if (key == "gateway") gateway_line_ = no;
         return assign(port_fields(), cfg_.ports.back(), no, key, value);
       case Section::tcp: return assign(tcp_fields(), cfg_.tcp, no, key, value);
+      case Section::udp: return assign(udp_fields(), cfg_.udp, no, key, value);
     }
     return {};
   }
@@ -339,6 +354,13 @@ class Parser {
         return at(no, "duplicate section [tcp] (first at line " + std::to_string(tcp_line_) + ")");
       section_ = Section::tcp;
       tcp_line_ = no;
+      return {};
+    }
+    if (name == "udp") {
+      if (udp_line_ != 0)
+        return at(no, "duplicate section [udp] (first at line " + std::to_string(udp_line_) + ")");
+      section_ = Section::udp;
+      udp_line_ = no;
       return {};
     }
     return at(no, "unknown section [" + std::string(name) + "]");
@@ -381,6 +403,7 @@ class Parser {
   size_t section_line_ = 0;  // header of the current section
   size_t gateway_line_ = 0;  // of the current [port]; 0: none
   size_t tcp_line_ = 0;      // header of [tcp]; 0: none yet
+  size_t udp_line_ = 0;      // header of [udp]; 0: none yet
   std::vector<std::pair<std::string_view, size_t>> seen_;  // keys of this section, first line
 };
 
@@ -452,6 +475,7 @@ Result<void, std::string> validate(const Config& cfg) {
   for (size_t i = 0; why.empty() && i < cfg.ports.size(); ++i)
     why = check_fields(port_fields(), cfg.ports[i], "ports[" + std::to_string(i) + "].");
   if (why.empty()) why = check_fields(tcp_fields(), cfg.tcp, "tcp.");
+  if (why.empty()) why = check_fields(udp_fields(), cfg.udp, "udp.");
   if (!why.empty()) return error(std::move(why));
   return {};
 }

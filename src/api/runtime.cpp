@@ -63,6 +63,9 @@ Result<engine::EngineConfig, std::string> engine_config(const Config& cfg) {
   e.tcp.syn_retries = t.syn_retries;
   e.tcp.min_rto_ns = t.min_rto_ms * 1'000'000;
   e.tcp.msl_ns = t.msl_ms * 1'000'000;
+  e.udp.max_sockets = cfg.udp.max_sockets;
+  e.udp.rcv_datagrams = cfg.udp.receive_datagrams;
+  e.udp.rcv_bytes = cfg.udp.receive_bytes;
   return e;
 }
 

@@ -50,6 +50,11 @@ constexpr const char* header_example = R"(
     syn_retries = 6
     min_rto_ms = 200
     msl_ms = 30000
+
+    [udp]
+    max_sockets = 1024       # per instance
+    receive_datagrams = 256  # queued per socket
+    receive_bytes = 262144   # payload bytes queued per socket
 )";
 
 // A port section that passes, for tests about something else.
@@ -624,4 +629,20 @@ TEST_CASE("what the parser accepts, validate accepts", "[config]") {
   // Every default is within its range: a config with one sound port passes.
   Config c = parse_ok(minimal_port);
   REQUIRE(keel::validate(c).has_value());
+}
+
+TEST_CASE("config: [udp] keys, ranges, and one section at most", "[config]") {
+  Config c = parse_ok(minimal_port + "[udp]\nmax_sockets = 10\nreceive_datagrams = 4\nreceive_bytes = 4096\n");
+  CHECK(c.udp.max_sockets == 10);
+  CHECK(c.udp.receive_datagrams == 4);
+  CHECK(c.udp.receive_bytes == 4096);
+  CHECK(parse_error(minimal_port + "[udp]\nmax_sockets = 0\n") == "test.conf:5: max_sockets: '0' is not in 1..65535");
+  CHECK(parse_error(minimal_port + "[udp]\nreceive_bytes = 10\n").find("receive_bytes") != std::string::npos);
+  CHECK(parse_error(minimal_port + "[udp]\nnodelay = on\n") == "test.conf:5: unknown key 'nodelay' in [udp]");
+  CHECK(parse_error(minimal_port + "[udp]\n[udp]\n") == "test.conf:5: duplicate section [udp] (first at line 4)");
+  Config code = c;
+  code.udp.max_sockets = 0;
+  auto v = keel::validate(code);
+  REQUIRE_FALSE(v.has_value());
+  CHECK(v.error().find("udp.max_sockets") != std::string::npos);
 }
