@@ -7,7 +7,9 @@
 #include <rte_mempool.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
+#include <unordered_map>
 #include <vector>
 
 #include <keel/keel.hpp>
@@ -30,17 +32,26 @@ Config ring_config(const std::string& dev, const char* addr) {
   return c;
 }
 
-// Echo on port 7 with zero copy; a buffer that does not fit waits for writable.
+// Echo on port 7 with zero copy; a buffer that does not fit waits for
+// writable. Per-connection state under the connection's user value.
 void echo_server(Stack& s) {
   auto l = s.listen({Ipv4Address::any(), 7});
   REQUIRE(l);
-  std::vector<Buffer> waiting(1024);
+  std::unordered_map<uint64_t, Buffer> waiting;
+  uint64_t next_id = 1;
   while (s.running()) {
     for (const Event& e : s.poll()) {
       Connection c = e.conn;
-      if (e.has(event::accepted)) REQUIRE(c.set_user(uint64_t(waiting.size() + 1)));
-      if (e.has(event::closed)) continue;
-      Buffer& held = waiting[e.conn.peer()->port % waiting.size()];
+      uint64_t id = e.user;
+      if (e.has(event::accepted)) {
+        id = next_id++;
+        if (!c.set_user(id)) continue;
+      }
+      if (e.has(event::closed)) {
+        waiting.erase(id);
+        continue;
+      }
+      Buffer& held = waiting[id];
       if (e.has(event::readable) || e.has(event::writable)) {
         for (;;) {
           if (held.empty()) {
@@ -51,7 +62,10 @@ void echo_server(Stack& s) {
           if (!c.send(held)) break;  // would_block: a writable event follows
         }
       }
-      if (e.has(event::peer_closed) && held.empty()) (void)c.close();
+      if (e.has(event::peer_closed) && held.empty()) {
+        (void)c.close();
+        waiting.erase(id);
+      }
     }
   }
 }
@@ -107,6 +121,74 @@ TEST_CASE("runtime: echo between two runtimes, 1 MiB verified, pools whole", "[a
   CHECK((*server)->stats().find("tcp_passive_opens 1") != std::string::npos);
   CHECK((*client)->instances() == 1);
   server->reset();  // frees everything it held
+  client->reset();
+}
+
+TEST_CASE("runtime: two server instances share the connections; each is served where it lands", "[api][runtime]") {
+  static int serial = 0;
+  std::string link = "rt2_" + std::to_string(serial++);
+  REQUIRE(drivers::create_ring_link(link, 4096));
+  Config scfg = ring_config("net_ring_" + link + "_b", "198.18.8.2/24");
+  scfg.instances = 2;  // one net_ring queue: software steering and TX hand-off
+  auto server = Runtime::create(scfg);
+  REQUIRE(server);
+  auto client = Runtime::create(ring_config("net_ring_" + link + "_a", "198.18.8.1/24"));
+  REQUIRE(client);
+  REQUIRE((*server)->launch(echo_server));
+  constexpr int conns = 200;
+  std::atomic<int> intact{0}, failed{0};
+  REQUIRE((*client)->run([&](Stack& s) {
+    struct C {
+      Connection c;
+      std::string got;
+      bool done = false;
+    };
+    std::vector<C> cs(conns);
+    for (int i = 0; i < conns; ++i) {
+      ConnectOptions o;
+      o.user = uint64_t(i);
+      auto c = s.connect({Ipv4Address(198, 18, 8, 2), 7}, o);
+      if (!c) return void(failed = conns);
+      cs[i].c = *c;
+    }
+    uint64_t deadline = s.now_ns() + 20'000'000'000ull;
+    while (intact + failed < conns && s.now_ns() < deadline) {
+      for (const Event& e : s.poll()) {
+        C& c = cs[e.user];
+        char msg[9];
+        std::snprintf(msg, sizeof msg, "conn%04u", unsigned(e.user));  // 8 bytes, unique
+        if (e.has(event::connected)) (void)c.c.write(msg, 8);
+        if (e.has(event::readable)) {
+          char buf[64];
+          while (auto n = c.c.read(buf, sizeof buf)) {
+            if (*n == 0) break;
+            c.got.append(buf, *n);
+          }
+          if (!c.done && c.got.size() >= 8) {
+            c.done = true;
+            (c.got == std::string(msg, 8) ? intact : failed)++;
+            (void)c.c.close();
+          }
+        }
+        if (e.has(event::closed) && !c.done) {
+          c.done = true;
+          ++failed;
+        }
+      }
+    }
+  }));
+  CHECK(intact == conns);
+  CHECK(failed == 0);
+  (*server)->stop();
+  (*server)->wait();
+  // Both instances accepted some: "instance 0 ... tcp_passive_opens N" per instance.
+  std::string st = (*server)->stats();
+  size_t i1 = st.find("instance 1");
+  REQUIRE(i1 != std::string::npos);
+  CHECK(st.substr(0, i1).find("tcp_passive_opens") != std::string::npos);
+  CHECK(st.substr(i1).find("tcp_passive_opens") != std::string::npos);
+  CHECK(st.find("steer_forwarded") != std::string::npos);
+  server->reset();
   client->reset();
 }
 
