@@ -75,17 +75,22 @@ bool StackCore::on_owner_thread() const {
 std::span<const Event> StackCore::poll(bool may_sleep) {
   if (!on_owner_thread()) return {};
   uint64_t now = tcp_.clock_now();  // engine::now_ns() unless a test or benchmark set a clock
-  // What the application sent while it handled the last batch goes out first:
-  // Instance::poll flushes only what its own iteration produced after input.
+  // One flush per iteration, at its start: what the application sent while it
+  // handled the last batch, together with the ACKs and whatever else the last
+  // iteration produced (an ACK then rides on the application's response).
   inst_.flush(now);
-  unsigned work = inst_.poll(now);
+  unsigned work = inst_.poll(now, false);
   delivered_.swap(pending_);
   pending_.clear();
   ++batch_;
   // Connections the application gave up after their event was queued.
   std::erase_if(delivered_, [](const Event& e) { return e.flags == 0; });
-  if (work != 0 || !delivered_.empty()) idle_.on_work(now);
-  else if (may_sleep) idle_.on_idle(now, inst_.next_wakeup_ns());
+  if (work != 0 || !delivered_.empty()) {
+    idle_.on_work(now);
+  } else {
+    inst_.flush(now);  // timers may have produced frames: out before sleeping
+    if (may_sleep) idle_.on_idle(now, inst_.next_wakeup_ns());
+  }
   return delivered_;
 }
 

@@ -74,7 +74,7 @@ void Instance::start(uint64_t now_ns) {
   flush(now_ns);
 }
 
-unsigned Instance::poll(uint64_t now_ns) {
+unsigned Instance::poll(uint64_t now_ns, bool flush_after) {
   unsigned work = 0;
   rte_mbuf* pkts[rx_burst];
   for (auto& ifc : ifaces_) {
@@ -93,7 +93,7 @@ unsigned Instance::poll(uint64_t now_ns) {
     ++work;
   }
   timers_.advance(now_ns);
-  flush(now_ns);
+  if (flush_after) flush(now_ns);
   return work;
 }
 

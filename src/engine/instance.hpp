@@ -132,8 +132,10 @@ class Instance {
   /// Announces our addresses (gratuitous ARP). Call on the owning lcore.
   void start(uint64_t now_ns);
   /// One loop iteration. Returns the number of frames and control messages
-  /// handled (0 means idle).
-  unsigned poll(uint64_t now_ns);
+  /// handled (0 means idle). `flush_after` false leaves what the iteration
+  /// produced in the TX buffers for the caller's next flush() (the native
+  /// API: ACKs then leave with the application's responses).
+  unsigned poll(uint64_t now_ns, bool flush_after = true);
   /// Runs one received frame through the stack (the data path of poll(); the
   /// fuzz target and tests call it directly). Takes ownership.
   void input(rte_mbuf* m, Interface& ifc, uint64_t now_ns);
