@@ -237,6 +237,11 @@ class Stack {
   /// chained over several mbufs when larger than one; fill it, then send it.
   /// no_memory when the pool is exhausted.
   Result<Buffer> alloc(size_t len);
+  /// Another Buffer over the same bytes (indirect mbufs from this instance's
+  /// pool, no copy): fill once, send many times. The bytes must not change
+  /// while any copy is queued (TCP keeps them until acknowledged).
+  /// bad_handle for an empty Buffer, no_memory when the pool is exhausted.
+  Result<Buffer> clone(const Buffer& b);
 
   /// Nanoseconds on the stack's clock (monotonic).
   uint64_t now_ns() const;

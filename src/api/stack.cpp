@@ -23,6 +23,8 @@ Result<Connection> Stack::connect(Endpoint remote, const ConnectOptions& opt) {
 
 Result<Buffer> Stack::alloc(size_t len) { return core_->alloc(len); }
 
+Result<Buffer> Stack::clone(const Buffer& b) { return core_->clone(b); }
+
 Result<UdpSocket> Stack::udp_bind(Endpoint local) { return core_->udp_bind(local); }
 
 uint64_t Stack::now_ns() const { return engine::now_ns(); }

@@ -321,4 +321,15 @@ void StackCore::emit_udp(udp::UdpSocket& s, uint16_t flag, Errc err) {
 void StackCore::on_readable(udp::UdpSocket& s) { emit_udp(s, event::readable, Errc::ok); }
 void StackCore::on_error(udp::UdpSocket& s, Errc e) { emit_udp(s, event::error, e); }
 
+Result<Buffer> StackCore::clone(const Buffer& b) {
+  if (!on_owner_thread()) return fail(Errc::wrong_thread);
+  if (b.empty()) return fail(Errc::bad_handle);
+  rte_mbuf* m = rte_pktmbuf_clone(b.mbuf(), inst_.interfaces().front()->pool);
+  if (m == nullptr) {
+    inst_.counters().inc(engine::Counter::mbuf_alloc_failed);
+    return fail(Errc::no_memory);
+  }
+  return Buffer(m);
+}
+
 }  // namespace keel::detail

@@ -61,6 +61,7 @@ class StackCore final : public tcp::ConnHandler, public udp::UdpHandler {
   Result<Listener> listen(Endpoint local, const ListenOptions& opt);
   Result<Connection> connect(Endpoint remote, const ConnectOptions& opt);
   Result<Buffer> alloc(size_t len);
+  Result<Buffer> clone(const Buffer& b);
   /// The live TCB a handle names, or nullptr with `why` (wrong_thread,
   /// bad_handle) after reporting the misuse (a stale handle only when
   /// `report_stale`). A connection the stack closed in order and left in

@@ -455,3 +455,36 @@ TEST_CASE("api: close() after a closed event is safe and quiet", "[api]") {
   p.step(10);
   CHECK(p.pools_whole());
 }
+
+TEST_CASE("api: clone: fill once, send many times, every copy intact, pools whole", "[api]") {
+  ApiPair p;
+  auto [c, s] = p.connect_pair(7015);
+  auto data = pattern(3000, 11);
+  auto master = p.a.stack->alloc(data.size());
+  REQUIRE(master);
+  REQUIRE(master->copy_from(data.data(), data.size()));
+  constexpr int copies = 20;
+  for (int i = 0; i < copies; ++i) {
+    auto cl = p.a.stack->clone(*master);
+    REQUIRE(cl);
+    CHECK(cl->size() == data.size());
+    REQUIRE(c.send(*cl));
+  }
+  Buffer none;
+  CHECK(p.a.stack->clone(none).error() == Errc::bad_handle);
+  std::vector<uint8_t> got;
+  REQUIRE(p.step_until([&] {
+    if (auto b = s.recv(); b && !b->empty()) {
+      auto v = bytes_of(*b);
+      got.insert(got.end(), v.begin(), v.end());
+    }
+    return got.size() == data.size() * copies;
+  }));
+  for (int i = 0; i < copies; ++i)
+    CHECK(std::equal(data.begin(), data.end(), got.begin() + long(i) * long(data.size())));
+  REQUIRE(master->release());
+  (void)c.close();
+  (void)s.close();
+  p.step(50);
+  CHECK(p.pools_whole());
+}
