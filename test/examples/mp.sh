@@ -68,6 +68,15 @@ lab_pmd_start --instances-total 2 --instance-range 0-0 --serve echo
 sec_start
 lab_cmd "show mp"
 lab_check "two live processes in the group" [ "$(grep -c ' live ' <<<"$LAB_REPLY")" = 2 ]
+# sec_refused WHAT: another secondary with the same configuration must be refused, saying WHAT.
+sec_refused() {
+	local out
+	out=$(timeout 30 ip netns exec "$LAB_NS" "$SECONDARY" --config "$CONF" 7 2>&1)
+	local rc=$?
+	grep "$1" <<<"$out" | sed 's/^/    /'
+	[ "$rc" = 1 ] && grep -q "$1" <<<"$out"
+}
+lab_check "a second secondary for instance 1 is refused" sec_refused "overlap those of pid $SEC_PID"
 lab_check "2000 echo connections x 64 bytes, 100 at a time, all intact" \
 	lab_nsx $CLIENT echo-many "$LAB_KEEL_IP" 7 2000 64 100
 lab_cmd "show stats"
@@ -141,6 +150,7 @@ lab_say "pool in use: $base with the primary alone, $before_kill before the kill
 	"(streams closed): $((after - base)) mbufs went down with the secondary's private memory"
 lab_cmd "show stats"
 lab_check "RSTs were sent for the dead instance's connections" [ "$(lab_stat tcp_resets_sent)" -gt 0 ]
+lab_check "a new secondary for the taken-over instance is refused" sec_refused "were taken over by the primary"
 lab_pmd_quit
 rm -rf "$SDIR"
 lab_test_end
