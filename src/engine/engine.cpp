@@ -237,9 +237,22 @@ void Engine::quiesce() {
 }
 
 Engine::~Engine() {
-  stop();
   monitor_stop_ = true;
   if (monitor_.joinable()) monitor_.join();
+  if (mp_ && !secondary_) {
+    // The secondaries use our ports, pool and rings: tell them (our slot left; their
+    // monitors stop them) and give them up to 2 s to go before those are freed.
+    mp::SharedState* st = mp_->state();
+    mp_->leave();
+    for (int wait = 0; wait < 200; ++wait) {
+      bool any = false;
+      for (auto& s : st->procs)
+        any = any || (s.state.load() == mp::slot_live && mp::process_start_time(s.pid) == s.start_time);
+      if (!any) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  stop();
   tcp_.clear();        // connections hold mbufs and timers of their instance
   udp_.clear();        // sockets hold queued datagrams
   instances_.clear();  // frees every held frame before the pool goes
@@ -259,7 +272,6 @@ Engine::~Engine() {
   ports_.clear();
   rte_mempool_free(pool_);
   if (mp_) {
-    mp_->leave();
     if (const rte_memzone* mz = rte_memzone_lookup(mp::mp_zone_name)) rte_memzone_free(mz);
   }
 }

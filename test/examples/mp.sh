@@ -10,7 +10,9 @@
 #    normally, the primary serves every new connection (it took instance 1 over).
 # 2. A fresh pair; 40 long echo streams; kill -9 the secondary: the streams it owned get
 #    RST, the primary's go on intact, 500 new connections are all served, and the pool's
-#    in-use count is reported (what the dead process held in its own memory is lost).
+#    in-use count is reported (what the dead process held in its own memory is lost); a
+#    secondary for the taken-over instance is then refused.
+# 3. The primary quits while a secondary runs: the secondary stops by itself, status 0.
 set -uo pipefail
 source "$(dirname "$0")/../interop/lab.sh"
 BUILD=$1
@@ -39,9 +41,10 @@ device = net_tap0
 address = $LAB_KEEL_IP/$LAB_PLEN
 EOF
 SEC_OUT=$CONF.out SEC_ERR=$CONF.err
-trap 'rm -f "$CONF" "$SEC_OUT" "$SEC_ERR"; lab_cleanup' EXIT
+trap 'rc=$?; rm -f "$CONF" "$SEC_OUT" "$SEC_ERR"; (exit $rc); lab_cleanup' EXIT
 
 sec_alive() { [ -n "$SEC_PID" ] && kill -0 "$SEC_PID" 2>/dev/null; }
+sec_gone() { ! sec_alive; }
 sec_start() {
 	lab_say "start: echo_server --config $CONF --stats 7 (secondary)"
 	ip netns exec "$LAB_NS" "$SECONDARY" --config "$CONF" --stats 7 >"$SEC_OUT" 2>"$SEC_ERR" &
@@ -153,4 +156,20 @@ lab_check "RSTs were sent for the dead instance's connections" [ "$(lab_stat tcp
 lab_check "a new secondary for the taken-over instance is refused" sec_refused "were taken over by the primary"
 lab_pmd_quit
 rm -rf "$SDIR"
+
+# ---- 3: the primary quits first: the secondary sees it and stops cleanly ----
+lab_pmd_start --instances-total 2 --instance-range 0-0 --serve echo
+sec_start
+lab_check "echo through both before the primary quits" lab_nsx $CLIENT echo-many "$LAB_KEEL_IP" 7 100 64 20
+lab_pmd_quit
+t0=$(lab_now_ms)
+while sec_alive && [ $(($(lab_now_ms) - t0)) -lt 5000 ]; do sleep 0.05; done
+lab_check "the secondary stopped when the primary quit" sec_gone
+if ! sec_alive && [ -n "$SEC_PID" ]; then
+	wait "$SEC_PID"
+	rc=$?
+	SEC_PID=""
+	grep "primary" "$SEC_ERR" | sed 's/^/    /'
+	lab_check "the secondary exited with status 0, saying why" [ "$rc" = 0 ] && grep -q "is gone: stopping" "$SEC_ERR"
+fi
 lab_test_end
