@@ -72,7 +72,8 @@
 ///    which gives this process instances A..B (so `instances` is not given
 ///    with it). The primary configures every port with total_instances
 ///    queues; a secondary lists the same ports in the same order with the
-///    same addresses. `eal` must then use hugepages (no --no-huge, no
+///    same addresses, and uses them as the primary configured them (its mtu,
+///    offloads and mac are ignored). `eal` must then use hugepages (no --no-huge, no
 ///    --in-memory), a secondary's must say --proc-type=secondary and share
 ///    the primary's --file-prefix, and a primary's must not; the processes'
 ///    lcore ids must differ (e.g. `--lcores 2@0,3@1` in the secondary).
