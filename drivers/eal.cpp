@@ -14,8 +14,13 @@ Result<void, std::string> eal_init(const std::vector<std::string>& args) {
   for (auto& a : copy) argv.push_back(a.data());
   argv.push_back(nullptr);
   if (rte_eal_init(int(copy.size()), argv.data()) < 0) {
-    return Unexpected<std::string>{std::string("EAL initialisation failed: ") +
-                                   rte_strerror(rte_errno)};
+    bool secondary = false;
+    for (size_t i = 0; i < args.size(); ++i)
+      secondary = secondary || args[i] == "--proc-type=secondary" ||
+                  (args[i] == "--proc-type" && i + 1 < args.size() && args[i + 1] == "secondary");
+    return Unexpected<std::string>{
+        std::string("EAL initialisation failed: ") + (rte_errno != 0 ? rte_strerror(rte_errno) : "no reason given") +
+        (secondary ? " (a secondary needs its primary running, with the same --file-prefix)" : "")};
   }
   return {};
 }

@@ -207,6 +207,20 @@ Result<Port, std::string> Port::start(uint16_t port_id, const PortConfig& cfg,
   return port;
 }
 
+Port Port::attached(uint16_t port_id, uint16_t queues, uint16_t mtu, net::MacAddr mac,
+                   uint16_t reta_size, const OffloadCaps& caps) {
+  Port port;
+  port.id_ = port_id;
+  char name[RTE_ETH_NAME_MAX_LEN];
+  if (rte_eth_dev_get_name_by_port(port_id, name) == 0) port.name_ = name;
+  port.queues_ = queues;
+  port.mtu_ = mtu;
+  port.mac_ = mac;
+  port.reta_size_ = reta_size;
+  port.caps_ = caps;
+  return port;
+}
+
 void Port::stop() {
   on_interrupt_thread([id = id_] { (void)rte_eth_dev_stop(id); });
 }

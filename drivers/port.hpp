@@ -54,6 +54,11 @@ class Port {
   /// Configures and starts port `port_id` with `pool` for RX buffers.
   static Result<Port, std::string> start(uint16_t port_id, const PortConfig& cfg,
                                          rte_mempool* pool);
+  /// A port another process (the DPDK primary) configured and started, as it
+  /// configured it: this process polls its queues and never reconfigures,
+  /// stops or closes it (a multi-process secondary).
+  static Port attached(uint16_t port_id, uint16_t queues, uint16_t mtu, net::MacAddr mac,
+                       uint16_t reta_size, const OffloadCaps& caps);
   /// The ethdev port id of the device named `name` (e.g. "net_tap0"), or of the
   /// n-th available port when `name` is a number.
   static Result<uint16_t, std::string> find(const std::string& name);

@@ -135,7 +135,8 @@ inline int run(const keel::Config& cfg, std::function<void(keel::Stack&)> main) 
 /// Listens on `port` on every address of this instance. Instance 0 prints
 /// "NAME: listening on port P (N instances)" once it listens (scripts wait
 /// for that line). On failure it prints why, stops every instance and
-/// returns an invalid Listener.
+/// returns an invalid Listener. (In a multi-process group the process's first
+/// instance to listen prints it, with its instance id.)
 inline keel::Listener listen(keel::Stack& stack, const char* name, uint16_t port,
                              const keel::ListenOptions& opt = {}) {
   auto l = stack.listen({keel::Ipv4Address::any(), port}, opt);
@@ -144,8 +145,9 @@ inline keel::Listener listen(keel::Stack& stack, const char* name, uint16_t port
     stack.request_stop();
     return {};
   }
-  if (stack.id() == 0) {
-    std::printf("%s: listening on port %u (%u instances)\n", name, port, stack.instances());
+  static std::atomic<bool> announced{false};
+  if (!announced.exchange(true)) {
+    std::printf("%s: listening on port %u (%u instances, first %u)\n", name, port, stack.instances(), stack.id());
     std::fflush(stdout);
   }
   return *l;

@@ -11,6 +11,9 @@
 ///     instances = 2            # one per lcore, 1..64
 ///     pool_mbufs = 16383       # mbufs in the engine's pool
 ///     busy_poll = off          # on: never sleep when idle
+///     process = single         # or primary / secondary: a multi-process group
+///     total_instances = 2      # multi-process: the instances of every process
+///     instance_range = 1-1     # multi-process: the ones this process runs
 ///
 ///     [port]                   # one section per port, in order
 ///     device = net_tap0        # ethdev name, or a port index
@@ -49,8 +52,9 @@
 ///    section headers is ignored. Keys, section names, booleans and
 ///    congestion_control are lower case.
 ///  - Keys before the first section are the top-level ones (eal, instances,
-///    pool_mbufs, busy_poll). Sections are `[port]` (any number, one per port,
-///    in order), `[tcp]` and `[udp]` (each at most once). Any other section or key is refused.
+///    pool_mbufs, busy_poll, process, total_instances, instance_range). Sections
+///    are `[port]` (any number, one per port, in order), `[tcp]` and `[udp]`
+///    (each at most once). Any other section or key is refused.
 ///  - A key appears at most once per section, except `address`. Every value is
 ///    non-empty: leave a key out to keep its default.
 ///  - A `[port]` needs `device` and at least one `address`; a `gateway` must be
@@ -68,6 +72,19 @@
 ///    word. `mac` is six hex pairs separated by `:`, unicast and not all
 ///    zeros. `congestion_control` is cubic or newreno. rx_faults/tx_faults are
 ///    checked with keel-pmd's fault syntax (drivers::FaultConfig::parse).
+///
+///  - Multi-process (docs/ARCHITECTURE.md "Multi-process"): `process` is single
+///    (the default), primary or secondary. primary and secondary need
+///    total_instances (1..64) and an instance_range `A-B` (or `A`) within it,
+///    which gives this process instances A..B (so `instances` is not given
+///    with it). The primary configures every port with total_instances
+///    queues; a secondary lists the same ports in the same order with the
+///    same addresses, and uses them as the primary configured them (its mtu,
+///    offloads and mac are ignored). `eal` must then use hugepages (no --no-huge, no
+///    --in-memory), a secondary's must say --proc-type=secondary and share
+///    the primary's --file-prefix, and a primary's must not; the processes'
+///    lcore ids must differ (e.g. `--lcores 2@0,3@1` in the secondary).
+///    single refuses total_instances and instance_range.
 ///
 /// A file need not have a `[port]` (apply_env() can make port 0), so call
 /// validate() on the final Config: it requires at least one port.
@@ -112,6 +129,8 @@ struct UdpOptions {
   uint32_t receive_datagrams = 256;     ///< queued per socket
   uint32_t receive_bytes = 256 * 1024;  ///< payload bytes queued per socket
 };
+/// The role of this process (see "Multi-process" above).
+enum class ProcessType { single, primary, secondary };
 
 struct Config {
   /// EAL arguments without argv[0], e.g. {"-l", "0-1", "--no-huge", ...}.
@@ -120,6 +139,12 @@ struct Config {
   uint16_t instances = 1;
   uint32_t pool_mbufs = 16383;
   bool busy_poll = false;
+  ProcessType process = ProcessType::single;
+  /// Multi-process: the instances of every process of the group (0: not set).
+  uint16_t total_instances = 0;
+  /// Multi-process: the global id of this process's first instance; it runs
+  /// `instances` of them (the file's instance_range sets both).
+  uint16_t first_instance = 0;
   std::vector<PortOptions> ports;
   TcpOptions tcp;
   UdpOptions udp;

@@ -129,6 +129,59 @@ std::string check_gateway(const PortOptions& p) {
   return quoted(p.gateway.to_string()) + " is on none of the port's subnets";
 }
 
+std::string_view process_name(ProcessType t) {
+  return t == ProcessType::primary ? "primary" : t == ProcessType::secondary ? "secondary" : "single";
+}
+
+bool has_eal_arg(const Config& c, std::string_view opt, std::string_view value = {}) {
+  for (size_t i = 0; i < c.eal_args.size(); ++i) {
+    std::string_view a = c.eal_args[i];
+    if (value.empty() ? a == opt : (a == std::string(opt) + "=" + std::string(value) ||
+                                    (a == opt && i + 1 < c.eal_args.size() && c.eal_args[i + 1] == value)))
+      return true;
+  }
+  return false;
+}
+
+// The multi-process rules, which span several keys (checked by validate()).
+std::string check_process(const Config& c) {
+  std::string role(process_name(c.process));
+  if (c.process == ProcessType::single) {
+    if (c.total_instances != 0) return "total_instances: set only with process = primary or secondary";
+    if (c.first_instance != 0) return "instance_range: set only with process = primary or secondary";
+    return {};
+  }
+  if (c.total_instances == 0) return "total_instances: required with process = " + role;
+  if (c.total_instances > limits::instances.hi) return "total_instances: " + not_in(std::to_string(c.total_instances), limits::instances);
+  if (c.first_instance + c.instances > c.total_instances)
+    return "instance_range: " + std::to_string(c.first_instance) + "-" +
+           std::to_string(c.first_instance + c.instances - 1) + " is not within total_instances = " +
+           std::to_string(c.total_instances) + " (instances 0.." + std::to_string(c.total_instances - 1) + ")";
+  if (c.eal_args.empty()) return {};  // EAL initialised by the application
+  for (const char* opt : {"--no-huge", "--in-memory"})
+    if (has_eal_arg(c, opt))
+      return "eal: process = " + role + " shares hugepage memory with the other processes: drop " + opt;
+  bool sec = has_eal_arg(c, "--proc-type", "secondary");
+  if (c.process == ProcessType::secondary && !sec)
+    return "eal: process = secondary needs --proc-type=secondary (and the primary's --file-prefix)";
+  if (c.process == ProcessType::primary && sec) return "eal: process = primary with --proc-type=secondary";
+  return {};
+}
+
+// "A-B" or "A": instances A..B.
+std::string parse_range(std::string_view v, Config& c) {
+  size_t dash = v.find('-');
+  uint64_t a = 0, b = 0;
+  Range r{0, limits::instances.hi - 1};
+  std::string why = parse_uint(v.substr(0, dash), r, a);
+  if (why.empty()) why = dash == std::string_view::npos ? (b = a, std::string{}) : parse_uint(v.substr(dash + 1), r, b);
+  if (!why.empty()) return quoted(v) + " is not a range A-B of instance ids 0..63";
+  if (b < a) return quoted(v) + ": the range ends before it starts";
+  c.first_instance = uint16_t(a);
+  c.instances = uint16_t(b - a + 1);
+  return {};
+}
+
 // ===== Fields =====
 
 /// One key of a section, over the struct S that holds its value.
@@ -190,6 +243,26 @@ const std::vector<Field<Config>>& top_fields() {
       uint_field("instances", &Config::instances, limits::instances),
       uint_field("pool_mbufs", &Config::pool_mbufs, limits::pool_mbufs),
       bool_field("busy_poll", &Config::busy_poll),
+      {"process", "process",
+       [](Config& c, std::string_view v) {
+         for (ProcessType t : {ProcessType::single, ProcessType::primary, ProcessType::secondary})
+           if (v == process_name(t)) {
+             c.process = t;
+             return std::string{};
+           }
+         return quoted(v) + " is not single, primary or secondary";
+       },
+       [](const Config& c, const std::string&) { return check_process(c); }},
+      {"total_instances", "total_instances",
+       [](Config& c, std::string_view v) {
+         uint64_t n = 0;
+         std::string why = parse_uint(v, limits::instances, n);
+         if (why.empty()) c.total_instances = uint16_t(n);
+         return why;
+       },
+       nullptr},
+      {"instance_range", "first_instance", [](Config& c, std::string_view v) { return parse_range(v, c); },
+       nullptr},
   };
   return fields;
 }
@@ -391,6 +464,11 @@ class Parser {
         if (k == key)
           return at(no, "duplicate key '" + std::string(key) + "' " + where() + " (first at line " +
                             std::to_string(first) + ")");
+    // instance_range gives the count too: the two would contradict each other.
+    for (const auto& [k, first] : seen_)
+      if ((key == "instances" && k == "instance_range") || (key == "instance_range" && k == "instances"))
+        return at(no, "instance_range and instances: give one (instance_range A-B runs B-A+1 instances; line " +
+                          std::to_string(first) + ")");
     seen_.emplace_back(f->key, no);
     if (value.empty()) return at(no, std::string(key) + ": empty value");
     std::string why = f->set(s, value);

@@ -26,6 +26,10 @@ Result<engine::EngineConfig, std::string> engine_config(const Config& cfg) {
   e.instances = cfg.instances;
   e.pool_mbufs = cfg.pool_mbufs;
   e.idle.busy_poll = cfg.busy_poll;
+  if (cfg.process != ProcessType::single) {
+    e.total_instances = cfg.total_instances;
+    e.first_instance = cfg.first_instance;
+  }
   for (size_t i = 0; i < cfg.ports.size(); ++i) {
     const PortOptions& p = cfg.ports[i];
     engine::PortSpec s;
@@ -91,6 +95,17 @@ Result<std::unique_ptr<Runtime>, std::string> Runtime::create(const Config& cfg)
     if (auto r = drivers::eal_init(args); !r) return error("EAL: " + r.error());
     impl->owns_eal = true;
   }
+  // EAL decides the role; the configuration must say the same.
+  const bool eal_secondary = rte_eal_process_type() == RTE_PROC_SECONDARY;
+  std::string role_error;
+  if (cfg.process == ProcessType::secondary && !eal_secondary)
+    role_error = "process = secondary, but EAL started as a primary (--proc-type=secondary, the primary's --file-prefix)";
+  else if (cfg.process != ProcessType::secondary && eal_secondary)
+    role_error = "EAL started as a secondary process: set process = secondary, total_instances and instance_range";
+  if (!role_error.empty()) {
+    if (impl->owns_eal) drivers::eal_cleanup();
+    return error(role_error);
+  }
   auto e = engine::Engine::create(*ecfg);
   if (!e) {
     if (impl->owns_eal) drivers::eal_cleanup();
@@ -140,7 +155,7 @@ std::string Runtime::stats() const {
   std::ostringstream out;
   auto& insts = impl_->engine->instances();
   for (size_t i = 0; i < insts.size(); ++i) {
-    out << "instance " << i << "\n";
+    out << "instance " << insts[i]->id() << "\n";
     for (size_t c = 0; c < engine::counter_count; ++c)
       if (uint64_t v = insts[i]->counters().get(engine::Counter(c)); v != 0)
         out << "  " << engine::counter_name(engine::Counter(c)) << " " << v << "\n";

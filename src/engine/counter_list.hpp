@@ -66,6 +66,7 @@ KEEL_COUNTER(steer_received, "datagrams another instance handed to this one, the
 KEEL_COUNTER(steer_ring_full, "frames dropped: the owner's steering ring was full")
 KEEL_COUNTER(steer_arp_copies, "ARP messages copied to another instance")
 KEEL_COUNTER(steer_tx_handoff, "frames handed to the instance that owns the port's only TX queue")
+KEEL_COUNTER(mp_adopted_rx, "frames received on a dead process's queue this instance took over")
 KEEL_COUNTER(icmp_unreach_out, "ICMP destination unreachables sent (e.g. UDP port unreachable)")
 KEEL_COUNTER(icmp_unreach_ratelimited, "ICMP destination unreachables not sent: rate limit")
 KEEL_COUNTER(icmp_unreach_suppressed, "ICMP destination unreachables not sent (RFC 1122 3.2.2): about a datagram to a broadcast/multicast address or in a link-layer broadcast, from no single host, carrying an ICMP error, or a non-first fragment")

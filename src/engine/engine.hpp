@@ -13,10 +13,17 @@
 /// ring into the instance owning queue i % queues. Whatever arrives on a queue
 /// whose instance does not own the flow is handed to the owner over its
 /// steering ring (engine/steer.cpp).
+///
+/// Multi-process (EngineConfig::total_instances != 0, engine/multiprocess.hpp):
+/// this process runs instances first_instance .. first_instance + instances - 1
+/// of total_instances; the EAL process type decides whether it is the primary
+/// (configures the ports for all, creates the pool and rings by name, takes
+/// over the instances of a process that dies) or a secondary (looks them up).
 
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -53,7 +60,17 @@ struct EngineConfig {
   InstanceConfig instance;       ///< template; id is set per instance
   tcp::TcpConfig tcp;            ///< TCP on every instance
   udp::UdpConfig udp;            ///< UDP on every instance
+  /// Multi-process: the instances of every process of the group (1..64); 0: one
+  /// process runs them all (`instances`). The role comes from EAL's process type.
+  uint16_t total_instances = 0;
+  /// Multi-process: the global id of this process's first instance.
+  uint16_t first_instance = 0;
 };
+
+namespace mp {
+class Group;
+struct SharedState;
+}  // namespace mp
 
 class Engine {
  public:
@@ -93,12 +110,29 @@ class Engine {
   rte_mempool* pool() const { return pool_; }
   /// Who owns which flow (nullptr with one instance).
   const FlowSteering* steering() const { return steering_.get(); }
+  /// The local instance with global id `id`, nullptr if another process runs it.
+  Instance* local_instance(uint16_t id);
+  /// Instances of every process (= instances().size() in a single process).
+  uint16_t total_instances() const { return total_; }
+  bool multi_process() const { return mp_ != nullptr; }
+  bool secondary() const { return secondary_; }
+  /// Multi-process: the group's slots, the owner map, the pool's in-use count
+  /// and what every takeover did ("" in a single process). Any thread.
+  std::string mp_status();
 
  private:
   Engine() = default;
   static int lcore_main(void* arg);
-  void run_instance(Instance& inst);
+  void run_instance(Instance& inst, size_t index);
   InstanceMain body_;
+  Result<void, std::string> attach_ports(mp::SharedState* st);
+  void publish_ports(mp::SharedState* st);
+  Result<rte_ring*, std::string> ring(const std::string& mp_name, const char* what);
+  /// The multi-process monitor thread: heartbeat, liveness of the others.
+  void monitor_loop();
+  /// The primary serves the instances of slot `slot`'s (dead or departed) process.
+  void take_over(unsigned slot, const char* why);
+  void mp_log(std::string line);
   Result<void, std::string> create_steering();
   /// Frees the frames left on the steering and TX hand-off rings, and the rings.
   void free_rings();
@@ -116,6 +150,19 @@ class Engine {
   std::vector<std::thread> threads_;
   std::atomic<bool> running_{false};
   std::atomic<bool> stop_{false};
+  uint16_t total_ = 1;
+  bool secondary_ = false;
+  std::unique_ptr<mp::Group> mp_;
+  std::thread monitor_;
+  std::atomic<bool> monitor_stop_{false};
+  std::mutex mp_mu_;                  // mp_log_, pending_
+  std::vector<std::string> mp_log_;
+  struct PendingReport {
+    unsigned slot;
+    uint64_t at_ns;
+    uint64_t in_use_before;
+  };
+  std::vector<PendingReport> pending_;
 };
 
 }  // namespace keel::engine

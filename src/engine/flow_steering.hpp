@@ -19,8 +19,12 @@
 ///   - ICMP errors: the quoted datagram's flow (4-tuple when it is TCP/UDP), so
 ///     the error reaches the instance holding the connection.
 ///   - Anything else (ICMP echo, ...): the 2-tuple, as RSS hashes non-TCP/UDP IPv4.
-/// Immutable after construction: instances share it read-only.
+/// Immutable after construction: instances share it read-only. In a multi-process
+/// group (engine/multiprocess.hpp) the owner found in the RETA goes through a map
+/// in shared memory (set_owner_map) that the primary rewrites when a process dies,
+/// so that the dead instances' flows reach a live instance.
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -50,7 +54,12 @@ class FlowSteering {
                                 uint16_t sport, uint16_t dport);
   static uint32_t hash_with_key(const uint8_t* key, net::Ipv4Addr src, net::Ipv4Addr dst);
 
-  uint16_t owner_of_hash(uint32_t h) const { return reta_[h & (reta_.size() - 1)]; }
+  uint16_t owner_of_hash(uint32_t h) const {
+    uint16_t o = reta_[h & (reta_.size() - 1)];
+    return map_ == nullptr ? o : map_[o].load(std::memory_order_relaxed);
+  }
+  /// Owner lookups go through `map` (instances() entries, shared memory) from now on.
+  void set_owner_map(const std::atomic<uint16_t>* map) { map_ = map; }
   uint16_t owner(net::Ipv4Addr src, net::Ipv4Addr dst, uint16_t sport, uint16_t dport) const {
     return owner_of_hash(hash(src, dst, sport, dport));
   }
@@ -68,6 +77,7 @@ class FlowSteering {
  private:
   uint16_t instances_;
   std::vector<uint16_t> reta_;
+  const std::atomic<uint16_t>* map_ = nullptr;
 };
 
 }  // namespace keel::engine

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSD-3-Clause
 #include "engine/instance.hpp"
+#include "engine/multiprocess.hpp"
 
 #include <rte_cycles.h>
 #include <rte_errno.h>
@@ -30,8 +31,7 @@ uint64_t now_ns() {
 
 Instance::Instance(const InstanceConfig& cfg, uint64_t now_ns)
     : cfg_(cfg), timers_(now_ns), reass_(cfg.reassembly, counters_) {
-  static std::atomic<unsigned> serial{0};
-  std::string name = "keel_ctl_" + std::to_string(serial++);
+  std::string name = mp::object_name("keel_ctl");
   control_ = rte_ring_create(name.c_str(), control_ring_size, int(rte_socket_id()), RING_F_SC_DEQ);
   if (control_ == nullptr)
     throw std::runtime_error("instance " + std::to_string(cfg.id) +
@@ -58,8 +58,7 @@ Instance::~Instance() {
 Interface& Instance::add_interface(const drivers::Port& port, uint16_t queue_id,
                                    const InterfaceConfig& l3, rte_mempool* pool) {
   uint16_t index = uint16_t(ifaces_.size());
-  static std::atomic<unsigned> serial{0};
-  std::string arp_name = "keel_arp_" + std::to_string(serial++);
+  std::string arp_name = mp::object_name("keel_arp");
   ifaces_.push_back(std::make_unique<Interface>(
       index, drivers::PortQueue(port.id(), queue_id, counters_), port, l3, pool, arp_name,
       cfg_.arp));
@@ -87,6 +86,7 @@ unsigned Instance::poll(uint64_t now_ns, bool flush_after) {
     }
     work += n;
   }
+  if (!adopted_queues_.empty()) work += poll_adopted(now_ns);
   if (steer_ != nullptr) work += steer_drain(now_ns);
   if (rte_ring_count(control_) != 0) {
     run_control();

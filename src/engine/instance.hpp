@@ -198,6 +198,18 @@ class Instance {
   const FlowSteering* steering() const { return steer_; }
   /// Frees the frames left on a steering ring (after every instance has stopped).
   static void free_steered(rte_ring* ring);
+  /// A queue of a dead instance (multi-process takeover) this instance now polls.
+  struct AdoptedQueue {
+    uint16_t iface;     ///< index of the interface (port) it is on
+    uint16_t queue;     ///< its RX/TX queue id on that port
+    rte_ring* tx_inbox; ///< frames handed to that TX queue by queue-less instances, or nullptr
+  };
+  /// Multi-process takeover: this instance also receives on `queues` (what
+  /// arrives is processed as if received on its own queue, so segments of the
+  /// dead instance's connections find no TCB and get RST) and drains
+  /// `steer_ring`, the dead instance's incoming steering ring. Call on this
+  /// instance's lcore (post()); the dead process must be gone.
+  void adopt(rte_ring* steer_ring, std::vector<AdoptedQueue> queues);
   /// True if this instance owns the flow (always, without steering).
   bool owns_flow(net::Ipv4Addr src, net::Ipv4Addr dst, uint16_t sport, uint16_t dport) const;
 
@@ -231,6 +243,8 @@ class Instance {
   void steer_flush();
   void steer_flush_one(uint16_t to);
   unsigned steer_drain(uint64_t now_ns);
+  unsigned steer_drain_ring(rte_ring* ring, uint64_t now_ns);
+  unsigned poll_adopted(uint64_t now_ns);
   void arp_replicate(const rte_mbuf* m, Interface& ifc);
   void arp_learn(const net::ArpRepr& arp, Interface& ifc, uint64_t now_ns);
   void steer_discard();
@@ -255,6 +269,8 @@ class Instance {
   const FlowSteering* steer_ = nullptr;
   std::vector<rte_ring*> steer_rings_;
   std::vector<SteerBurst> steer_out_;
+  std::vector<rte_ring*> adopted_rings_;   // dead instances' steering rings (takeover)
+  std::vector<AdoptedQueue> adopted_queues_;
   TokenBucket icmp_error_bucket_{cfg_.icmp_errors_per_sec, cfg_.icmp_errors_burst};
 };
 

@@ -17,6 +17,7 @@
 // (the same on every instance) and the low bit of the pointer says what it is
 // (mbufs are cache-line aligned): a datagram (data at the IPv4 header, already
 // validated) or a copy of an ARP message (data at the ARP header).
+#include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
@@ -98,11 +99,17 @@ void Instance::steer_flush() {
 
 unsigned Instance::steer_drain(uint64_t now_ns) {
   if (steer_ == nullptr) return 0;
+  unsigned total = steer_drain_ring(steer_rings_[cfg_.id], now_ns);
+  for (rte_ring* r : adopted_rings_) total += steer_drain_ring(r, now_ns);
+  return total;
+}
+
+unsigned Instance::steer_drain_ring(rte_ring* ring, uint64_t now_ns) {
   // Up to a few bursts: one receiver may forward a whole RX burst per port per poll.
   unsigned total = 0;
   for (unsigned round = 0; round < steer_drain_bursts; ++round) {
     void* items[rx_burst];
-    unsigned n = rte_ring_sc_dequeue_burst(steer_rings_[cfg_.id], items, rx_burst, nullptr);
+    unsigned n = rte_ring_sc_dequeue_burst(ring, items, rx_burst, nullptr);
     for (unsigned i = 0; i < n; ++i) {
       rte_mbuf* m = untag(items[i]);
       Interface& ifc = *ifaces_[m->port];
@@ -117,6 +124,35 @@ unsigned Instance::steer_drain(uint64_t now_ns) {
     if (n < rx_burst) break;
   }
   return total;
+}
+
+void Instance::adopt(rte_ring* steer_ring, std::vector<AdoptedQueue> queues) {
+  if (steer_ring != nullptr) adopted_rings_.push_back(steer_ring);
+  adopted_queues_.insert(adopted_queues_.end(), queues.begin(), queues.end());
+}
+
+unsigned Instance::poll_adopted(uint64_t now_ns) {
+  unsigned work = 0;
+  for (const AdoptedQueue& a : adopted_queues_) {
+    Interface& ifc = *ifaces_[a.iface];
+    const uint16_t port = ifc.queue.port_id();
+    rte_mbuf* pkts[rx_burst];
+    uint16_t n = rte_eth_rx_burst(port, a.queue, pkts, rx_burst);
+    counters_.inc(Counter::mp_adopted_rx, n);
+    for (uint16_t j = 0; j < n; ++j) input(pkts[j], ifc, now_ns);
+    work += n;
+    if (a.tx_inbox == nullptr) continue;
+    // What queue-less instances still hand to the dead queue: this instance is its sender now.
+    unsigned k = rte_ring_sc_dequeue_burst(a.tx_inbox, reinterpret_cast<void**>(pkts), rx_burst, nullptr);
+    uint16_t sent = k ? rte_eth_tx_burst(port, a.queue, pkts, uint16_t(k)) : 0;
+    counters_.inc(Counter::tx_packets, sent);
+    if (sent < k) {
+      counters_.inc(Counter::tx_dropped_queue_full, k - sent);
+      rte_pktmbuf_free_bulk(pkts + sent, k - sent);
+    }
+    work += k;
+  }
+  return work;
 }
 
 void Instance::free_steered(rte_ring* ring) {

@@ -11,9 +11,11 @@
 #include <stdexcept>
 
 #include "engine/instance.hpp"
+#include "engine/multiprocess.hpp"
 #include "net/wire.hpp"
 #include "tcp/seq.hpp"
 #include "tcp/siphash.hpp"
+#include "engine/multiprocess.hpp"
 #include "tcp/tcp_stack.hpp"
 
 namespace keel::tcp {
@@ -44,8 +46,7 @@ TcpStack::TcpStack(engine::Instance& inst, const TcpConfig& cfg)
       rack_pool_(cfg.rack_logs, &inst.counters()),
       sack_pool_(cfg.sack_boards, &inst.counters()) {
   if (cfg_.cc == nullptr) cfg_.cc = &cc::cubic();
-  static std::atomic<unsigned> serial{0};
-  std::string name = "keel_tcp_" + std::to_string(serial++);
+  std::string name = engine::mp::object_name("keel_tcp");
   rte_hash_parameters p{};
   p.name = name.c_str();
   p.entries = std::max<uint32_t>(cfg_.max_connections, 8);

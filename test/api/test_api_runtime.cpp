@@ -206,4 +206,12 @@ TEST_CASE("runtime: start-up errors name what is wrong", "[api][runtime]") {
   r = Runtime::create(cc);
   REQUIRE(!r);
   CHECK(r.error().find("bbr") != std::string::npos);
+  // The configuration's role must be the one EAL started with (this process is a primary).
+  Config sec = ring_config("0", "198.18.7.1/24");
+  sec.process = keel::ProcessType::secondary;
+  sec.total_instances = 2;
+  sec.first_instance = 1;
+  r = Runtime::create(sec);
+  REQUIRE(!r);
+  CHECK(r.error() == "process = secondary, but EAL started as a primary (--proc-type=secondary, the primary's --file-prefix)");
 }

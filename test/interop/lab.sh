@@ -380,8 +380,12 @@ lab_cleanup() {
 	# Anything else that was in the namespace was started by this run (the name is ours alone).
 	for p in $pids; do kill -KILL "$p" 2>/dev/null; done
 	[ -n "$LAB_FD" ] && exec {LAB_FD}>&-
-	# EAL's runtime directory for our --file-prefix.
-	[ -n "$LAB_FILE_PREFIX" ] && rm -rf "/var/run/dpdk/$LAB_FILE_PREFIX"
+	# EAL's runtime directory for our --file-prefix, and its hugepage files (a test that
+	# runs with hugepages, e.g. multi-process; with --no-huge there are none).
+	if [ -n "$LAB_FILE_PREFIX" ]; then
+		rm -rf "/var/run/dpdk/$LAB_FILE_PREFIX"
+		rm -f "/dev/hugepages/${LAB_FILE_PREFIX}map_"*
+	fi
 	if [ "$LAB_DONE" = 0 ]; then
 		if [ -n "$LAB_DIR" ]; then
 			lab_say "keel-pmd stderr (last 30 lines):"

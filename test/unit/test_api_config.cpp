@@ -646,3 +646,45 @@ TEST_CASE("config: [udp] keys, ranges, and one section at most", "[config]") {
   REQUIRE_FALSE(v.has_value());
   CHECK(v.error().find("udp.max_sockets") != std::string::npos);
 }
+
+TEST_CASE("config: multi-process keys and their rules", "[config]") {
+  const std::string port = "[port]\ndevice = net_tap0\naddress = 198.18.0.2/24\n";
+  Config c = parse_ok("eal = --lcores 2@0,3@1 --proc-type=secondary --file-prefix x\nprocess = secondary\n"
+                      "total_instances = 4\ninstance_range = 1-2\n" + port);
+  REQUIRE(c.process == keel::ProcessType::secondary);
+  REQUIRE(c.total_instances == 4);
+  REQUIRE(c.first_instance == 1);
+  REQUIRE(c.instances == 2);
+  REQUIRE(keel::validate(c).has_value());
+  c = parse_ok("process = primary\ntotal_instances = 2\ninstance_range = 0\n" + port);
+  REQUIRE(c.first_instance == 0);
+  REQUIRE(c.instances == 1);
+  REQUIRE(keel::validate(c).has_value());
+  // --proc-type given as two words counts too.
+  c.process = keel::ProcessType::secondary;
+  c.eal_args = {"--proc-type", "secondary"};
+  REQUIRE(keel::validate(c).has_value());
+
+  REQUIRE(parse_error("process = tertiary\n") == "test.conf:1: process: 'tertiary' is not single, primary or secondary");
+  REQUIRE(parse_error("instance_range = 2-1\n") == "test.conf:1: instance_range: '2-1': the range ends before it starts");
+  REQUIRE(parse_error("instance_range = 1-x\n") == "test.conf:1: instance_range: '1-x' is not a range A-B of instance ids 0..63");
+  REQUIRE(parse_error("instance_range = 64\n") == "test.conf:1: instance_range: '64' is not a range A-B of instance ids 0..63");
+  REQUIRE(parse_error("total_instances = 65\n") == "test.conf:1: total_instances: '65' is not in 1..64");
+  REQUIRE(parse_error("instances = 2\ninstance_range = 0-1\n") ==
+          "test.conf:2: instance_range and instances: give one (instance_range A-B runs B-A+1 instances; line 1)");
+
+  auto refused = [&](const std::string& text) { return validate_error(parse_ok(text + port)); };
+  REQUIRE(refused("total_instances = 2\n") == "total_instances: set only with process = primary or secondary");
+  REQUIRE(refused("instance_range = 1-1\n") == "instance_range: set only with process = primary or secondary");
+  REQUIRE(refused("process = primary\n") == "total_instances: required with process = primary");
+  REQUIRE(refused("process = primary\ntotal_instances = 2\ninstance_range = 1-2\n") ==
+          "instance_range: 1-2 is not within total_instances = 2 (instances 0..1)");
+  REQUIRE(refused("eal = -l 0 --no-huge\nprocess = primary\ntotal_instances = 2\n") ==
+          "eal: process = primary shares hugepage memory with the other processes: drop --no-huge");
+  REQUIRE(refused("eal = --in-memory --proc-type=secondary\nprocess = secondary\ntotal_instances = 2\n") ==
+          "eal: process = secondary shares hugepage memory with the other processes: drop --in-memory");
+  REQUIRE(refused("eal = -l 2\nprocess = secondary\ntotal_instances = 2\ninstance_range = 1\n") ==
+          "eal: process = secondary needs --proc-type=secondary (and the primary's --file-prefix)");
+  REQUIRE(refused("eal = --proc-type=secondary\nprocess = primary\ntotal_instances = 2\n") ==
+          "eal: process = primary with --proc-type=secondary");
+}

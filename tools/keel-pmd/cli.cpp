@@ -40,6 +40,8 @@ const char* help_text =
     "  show conns                   TCP connections per instance (like ss -tin)\n"
     "  show tcp                     TCP counters per instance (non-zero)\n"
     "  show mem                     memory per connection: TCB table, hash, mbufs in use, RSS\n"
+    "  show mp                      multi-process group: processes, instances, heartbeats, owner\n"
+    "                               map, pool in use, takeovers of dead secondaries\n"
     "  ping ADDR [COUNT [INTERVAL_MS [SIZE]]]  ICMP echo from the instance the replies are steered to\n"
     "                               (instance 0 unless --instances N; default 4, 1000 ms, 56)\n"
     "  connect ADDR PORT            TCP connection from instance 0; what arrives prints as 'conn N: ...'\n"
@@ -107,8 +109,10 @@ bool Cli::execute(const std::string& line, std::ostream& out) {
     show_tcp(out);
   } else if (cmd == "show" && w.size() == 2 && w[1] == "mem") {
     show_mem(out);
+  } else if (cmd == "show" && w.size() == 2 && w[1] == "mp") {
+    out << (engine_.multi_process() ? engine_.mp_status() : "single process (no --instances-total)\n");
   } else if (cmd == "show") {
-    out << "error: usage: show port|stats [all]|arp|conns|tcp|mem\n";
+    out << "error: usage: show port|stats [all]|arp|conns|tcp|mem|mp\n";
   } else if (cmd == "connect") {
     connect(w, out);
   } else if (cmd == "send") {

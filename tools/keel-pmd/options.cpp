@@ -28,6 +28,11 @@ std::string usage() {
   --mtu N             port MTU (default 1500)
   --instances N       stack instances, one per lcore (default 1); each flow is processed
                       by the instance that owns its hash (RSS or software steering)
+  --instances-total N multi-process (DPDK primary + secondaries over hugepages, shared
+                      --file-prefix): the instances of every process; ports get N queues
+  --instance-range A-B the instances this process runs (of --instances-total; default
+                      0..--instances-1). EAL --proc-type=secondary makes it a secondary;
+                      the processes need distinct lcore ids (e.g. --lcores 2@0,3@1)
   --busy-poll         never back off when idle (lowest latency, 100% CPU)
   --no-offload        do every checksum in software
   --rx-faults SPEC    fault injection on receive, e.g. drop=5%,reorder=25%,delay=40ms
@@ -51,6 +56,7 @@ Result<Options, std::string> parse_options(const std::vector<std::string>& args)
   engine::PortSpec port;
   port.device = "0";
   bool have_port_opt = false;
+  bool have_range = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&](std::string& out) -> bool {
@@ -80,6 +86,18 @@ Result<Options, std::string> parse_options(const std::vector<std::string>& args)
     } else if (a == "--instances") {
       if (!value(v) || !parse_uint(v, o.engine.instances, 64) || o.engine.instances == 0)
         return bad(a, "needs a number 1..64");
+    } else if (a == "--instances-total") {
+      if (!value(v) || !parse_uint(v, o.engine.total_instances, 64) || o.engine.total_instances == 0)
+        return bad(a, "needs a number 1..64");
+    } else if (a == "--instance-range") {
+      size_t dash = 0;
+      uint16_t lo = 0, hi = 0;
+      if (!value(v) || (dash = v.find('-')) == std::string::npos || !parse_uint(v.substr(0, dash), lo, 63) ||
+          !parse_uint(v.substr(dash + 1), hi, 63) || hi < lo)
+        return bad(a, "needs A-B, instance ids 0..63");
+      o.engine.first_instance = lo;
+      o.engine.instances = uint16_t(hi - lo + 1);
+      have_range = true;
     } else if (a == "--busy-poll") {
       o.engine.idle.busy_poll = true;
     } else if (a == "--no-offload") {
@@ -130,6 +148,15 @@ Result<Options, std::string> parse_options(const std::vector<std::string>& args)
     } else {
       return bad(a, "unknown option (see --help)");
     }
+  }
+  if (have_range && o.engine.total_instances == 0) return bad("--instance-range", "needs --instances-total");
+  if (o.engine.total_instances != 0) {
+    if (o.loopback) return bad("--instances-total", "not with --loopback");
+    if (o.engine.first_instance + o.engine.instances > o.engine.total_instances)
+      return bad(have_range ? "--instance-range" : "--instances",
+                 "instances " + std::to_string(o.engine.first_instance) + "-" +
+                     std::to_string(o.engine.first_instance + o.engine.instances - 1) + " are not within " +
+                     std::to_string(o.engine.total_instances) + " (--instances-total)");
   }
   if (!o.loopback) {
     if (port.l3.addrs.empty()) return bad("--addr", "required (the port's address, e.g. 198.18.0.2/24)");

@@ -30,7 +30,10 @@ engine::Instance& ping_instance(engine::Engine& e, net::Ipv4Addr dst) {
   const engine::Interface* via = first.interfaces().front().get();
   for (const auto& ifc : first.interfaces())
     if (ifc->on_link(dst)) via = ifc.get();
-  return *e.instances()[s->owner(via->source_for(dst), dst)];
+  // Multi-process: the owner may be another process's; the first local instance then sends
+  // (and misses the replies, which reach the owner).
+  engine::Instance* owner = e.local_instance(s->owner(via->source_for(dst), dst));
+  return owner != nullptr ? *owner : first;
 }
 
 PingResult ping(engine::Instance& inst, net::Ipv4Addr dst, unsigned count, unsigned interval_ms,
