@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds keel with AddressSanitizer + UndefinedBehaviorSanitizer (gcc) and runs
-# the unit tests with every sanitizer report fatal.
+# the unit tests and the API tests with every sanitizer report fatal.
 #
 #   tools/run-asan.sh [MESON_TEST_ARGS...]
 #
@@ -35,6 +35,8 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_sta
 
 rc=0
 meson test -C "$dir" --no-rebuild --suite unit --print-errorlogs "$@" || rc=$?
+# The native API's tests (two stacks and two runtimes in one process) too.
+meson test -C "$dir" --no-rebuild --print-errorlogs api || rc=$?
 # A report that somehow did not fail its test still fails the run.
 log=$dir/meson-logs/testlog.txt
 if [[ -f $log ]] && grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log"; then
