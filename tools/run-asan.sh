@@ -34,18 +34,22 @@ fi
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1}
 
 rc=0
+log=$dir/meson-logs/testlog.txt
+# A report that somehow did not fail its test still fails the run.
+check_log() {
+  if [[ -f $log ]] && grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log"; then
+    echo "run-asan: sanitizer report in $log" >&2
+    grep -E -A20 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log" | head -60 >&2
+    rc=1
+  fi
+}
 meson test -C "$dir" --no-rebuild --suite unit --print-errorlogs "$@" || rc=$?
+check_log
 # The native API's tests (two stacks and two runtimes in one process) too.
 meson test -C "$dir" --no-rebuild --print-errorlogs api || rc=$?
-# A report that somehow did not fail its test still fails the run.
-log=$dir/meson-logs/testlog.txt
-if [[ -f $log ]] && grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log"; then
-  echo "run-asan: sanitizer report in $log" >&2
-  grep -E -A20 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log" | head -60 >&2
-  rc=1
-fi
+check_log
 if ((rc != 0)); then
   echo "run-asan: FAILED" >&2
   exit 1
 fi
-echo "run-asan: unit tests passed under ASan + UBSan"
+echo "run-asan: unit and API tests passed under ASan + UBSan"
