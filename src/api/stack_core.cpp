@@ -102,25 +102,36 @@ void StackCore::adopt(tcp::Tcb& c, uint64_t user) {
   c.handler = this;
 }
 
+template <class Handle>
+Event* StackCore::batched(uint32_t ev_batch, uint32_t ev, Handle Event::*field, const Handle& h) {
+  if (ev_batch != batch_ || ev >= pending_.size()) return nullptr;
+  Event& e = pending_[ev];
+  return e.*field == h ? &e : nullptr;
+}
+
+template <class Handle>
+void StackCore::add_event(uint32_t& ev_batch, uint32_t& ev, Handle Event::*field, const Handle& h,
+                          uint16_t flag, Errc err, uint64_t user) {
+  if (Event* e = batched(ev_batch, ev, field, h)) {
+    e->flags |= flag;
+    if (err != Errc::ok) e->error = err;
+    return;
+  }
+  ev_batch = batch_;
+  ev = uint32_t(pending_.size());
+  Event& e = pending_.emplace_back();
+  e.flags = flag;
+  e.error = err;
+  e.*field = h;
+  e.user = user;
+}
+
 void StackCore::emit(tcp::Tcb& c, uint16_t flag, Errc err, Listener from) {
   uint32_t slot = tcp_.slot(c), gen = tcp_.generation(c);
   ConnSlot& s = conns_[slot];
   if (s.gen != gen || s.forgotten) return;
-  if (s.ev_batch == batch_ && s.ev < pending_.size() && pending_[s.ev].conn == Connection(this, slot, gen)) {
-    Event& e = pending_[s.ev];
-    e.flags |= flag;
-    if (flag == event::closed) e.error = err;
-    return;
-  }
-  s.ev_batch = batch_;
-  s.ev = uint32_t(pending_.size());
-  Event e;
-  e.flags = flag;
-  e.error = err;
-  e.conn = Connection(this, slot, gen);
-  e.listener = from;
-  e.user = s.user;
-  pending_.push_back(e);
+  add_event(s.ev_batch, s.ev, &Event::conn, Connection(this, slot, gen), flag, err, s.user);
+  if (from.valid()) pending_[s.ev].listener = from;
 }
 
 tcp::ConnHandler* StackCore::accept(ApiListener& l, tcp::Tcb& c) {
@@ -157,8 +168,8 @@ void StackCore::forget(uint32_t slot, uint32_t gen) {
   ConnSlot& s = conns_[slot];
   if (s.gen != gen) return;
   s.forgotten = true;
-  if (s.ev_batch == batch_ && s.ev < pending_.size() && pending_[s.ev].conn == Connection(this, slot, gen))
-    pending_[s.ev].flags = 0;  // dropped at the next poll
+  if (Event* e = batched(s.ev_batch, s.ev, &Event::conn, Connection(this, slot, gen)))
+    e->flags = 0;  // dropped at the next poll
 }
 
 Buffer StackCore::take_received(tcp::Tcb& c) {
@@ -283,8 +294,7 @@ Result<void> StackCore::udp_close(uint32_t slot, uint32_t gen) {
   if (s == nullptr) return fail(why);
   UdpSlot& u = udp_slots_[slot];
   // An event of this socket still queued for the next batch goes with it.
-  if (u.ev_batch == batch_ && u.ev < pending_.size() && pending_[u.ev].udp == UdpSocket(this, slot, gen))
-    pending_[u.ev].flags = 0;
+  if (Event* e = batched(u.ev_batch, u.ev, &Event::udp, UdpSocket(this, slot, gen))) e->flags = 0;
   udp_->close(s);
   u.s = nullptr;
   ++u.gen;  // even: closed
@@ -300,22 +310,8 @@ Datagram StackCore::to_datagram(const udp::Datagram& d) {
 }
 
 void StackCore::emit_udp(udp::UdpSocket& s, uint16_t flag, Errc err) {
-  uint32_t slot = s.slot();
-  UdpSlot& u = udp_slots_[slot];
-  UdpSocket h(this, slot, u.gen);
-  if (u.ev_batch == batch_ && u.ev < pending_.size() && pending_[u.ev].udp == h) {
-    pending_[u.ev].flags |= flag;
-    if (flag == event::error) pending_[u.ev].error = err;
-    return;
-  }
-  u.ev_batch = batch_;
-  u.ev = uint32_t(pending_.size());
-  Event e;
-  e.flags = flag;
-  e.error = err;
-  e.udp = h;
-  e.user = u.user;
-  pending_.push_back(e);
+  UdpSlot& u = udp_slots_[s.slot()];
+  add_event(u.ev_batch, u.ev, &Event::udp, UdpSocket(this, s.slot(), u.gen), flag, err, u.user);
 }
 
 void StackCore::on_readable(udp::UdpSocket& s) { emit_udp(s, event::readable, Errc::ok); }

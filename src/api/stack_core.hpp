@@ -121,6 +121,16 @@ class StackCore final : public tcp::ConnHandler, public udp::UdpHandler {
   };
   tcp::ConnHandler* accept(ApiListener& l, tcp::Tcb& c);
   void emit_udp(udp::UdpSocket& s, uint16_t flag, Errc err);
+  /// The event of this batch that (ev_batch, ev) names, if it is still the
+  /// one of handle `h` in `field` (Event::conn or Event::udp; a slot's event
+  /// index outlives a batch), else nullptr.
+  template <class Handle>
+  Event* batched(uint32_t ev_batch, uint32_t ev, Handle Event::*field, const Handle& h);
+  /// ORs `flag` (and a non-ok `err`) into the handle's event of this batch,
+  /// or appends one and records its index in (ev_batch, ev).
+  template <class Handle>
+  void add_event(uint32_t& ev_batch, uint32_t& ev, Handle Event::*field, const Handle& h,
+                 uint16_t flag, Errc err, uint64_t user);
   /// Starts the API's view of a new incarnation of a slot.
   void adopt(tcp::Tcb& c, uint64_t user);
   void emit(tcp::Tcb& c, uint16_t flag, Errc err = Errc::ok, Listener from = {});
