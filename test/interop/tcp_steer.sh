@@ -66,6 +66,10 @@ else
 	lab_say "forwarded: $((f0 + f1)) of $((rx0 + rx1)) received frames"
 fi
 LAB_TOLERATED="$LAB_TCP_RECOVERY $LAB_TCP_LATE"
+# 200 handshakes at a time against a listener backlog of 128: on a loaded machine the SYN
+# queue fills and SYN cookies answer the rest (the designed outcome; every connection is
+# still checked intact above).
+LAB_TOLERATED+=" tcp_listen_overflows tcp_syn_cookies_sent tcp_syn_cookies_ok"
 # The tap's kernel side sends a flow's first frames to a queue of its own choosing, then
 # to the queue keel answered from (tun learns it from our transmissions): a frame still
 # on its way through the steering ring is overtaken by the next one on the right queue.
