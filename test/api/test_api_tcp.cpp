@@ -488,3 +488,25 @@ TEST_CASE("api: clone: fill once, send many times, every copy intact, pools whol
   p.step(50);
   CHECK(p.pools_whole());
 }
+
+TEST_CASE("api: stack identity, counters by name, want_writable", "[api]") {
+  ApiPair p;
+  CHECK(p.a.stack->id() == 0);
+  CHECK(p.a.stack->instances() == 1);
+  CHECK(p.a.stack->running());  // no runtime flag: always running
+  uint64_t t0 = p.a.stack->now_ns();
+  auto [c, s] = p.connect_pair(7016);
+  CHECK(p.a.stack->now_ns() > t0);
+  CHECK(p.a.stack->counter("tcp_active_opens") == 1);
+  CHECK(p.b.stack->counter("tcp_passive_opens") == 1);
+  CHECK(p.a.stack->counter("no_such_counter") == 0);
+  // want_writable with room to spare: the writable event comes with the next ACK.
+  REQUIRE(c.want_writable());
+  REQUIRE(c.write("x", 1));
+  p.a.events.clear();
+  REQUIRE(p.step_until([&] { return p.a.find(c, event::writable) != nullptr; }));
+  (void)c.abort();
+  (void)s.abort();
+  p.step(10);
+  CHECK(p.pools_whole());
+}
