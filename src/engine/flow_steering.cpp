@@ -37,10 +37,9 @@ HeaderFacts facts(const uint8_t* h) {
   f.src = Ipv4Addr{net::load_be32(h + net::ipv4_field::src)};
   f.dst = Ipv4Addr{net::load_be32(h + net::ipv4_field::dst)};
   f.protocol = h[net::ipv4_field::protocol];
-  f.ihl = size_t(h[net::ipv4_field::ver_ihl] & 0xf) * 4;
-  uint16_t ff = net::load_be16(h + net::ipv4_field::flags_frag);
-  f.fragment = (ff & (net::ipv4_flag_mf | net::ipv4_frag_offset_mask)) != 0;
-  f.first_fragment = (ff & net::ipv4_frag_offset_mask) == 0;
+  f.ihl = net::ipv4_header_len(h);
+  f.fragment = net::ipv4_is_fragment(h);
+  f.first_fragment = net::ipv4_frag_offset(h) == 0;
   return f;
 }
 }  // namespace

@@ -84,7 +84,7 @@ void Instance::icmp_error_input(const uint8_t* msg, size_t len, const Ipv4Meta& 
     counters_.inc(Counter::icmp_errors_bad_quote);
     return;
   }
-  size_t ihl = size_t(q[0] & 0xf) * 4;
+  size_t ihl = net::ipv4_header_len(q);
   if (ihl < net::ipv4_min_header_len || qlen < ihl + 8) {
     counters_.inc(Counter::icmp_errors_bad_quote);
     return;
@@ -171,7 +171,7 @@ Result<void> Instance::send_icmp_error(uint8_t code, const rte_mbuf* m, const Ip
     const auto* t = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, 1, &type));
     icmp_error = t == nullptr || is_icmp_error_type(*t);  // too short to tell: say nothing
   }
-  bool later_fragment = (net::load_be16(iph + net::ipv4_field::flags_frag) & 0x1fff) != 0;
+  bool later_fragment = net::ipv4_frag_offset(iph) != 0;
   // The Ethernet header is still in front of the IP header: its destination's
   // group bit marks a link-layer broadcast or multicast.
   bool link_group = rte_pktmbuf_headroom(m) >= ip.ihl + net::eth_header_len &&

@@ -13,10 +13,7 @@ using net::Ipv4View;
 
 namespace {
 // `m`'s data starts at a valid IPv4 header.
-bool is_fragment(const rte_mbuf* m) {
-  const uint8_t* h = rte_pktmbuf_mtod(m, const uint8_t*);
-  return net::load_be16(h + net::ipv4_field::flags_frag) & (net::ipv4_flag_mf | net::ipv4_frag_offset_mask);
-}
+bool is_fragment(const rte_mbuf* m) { return net::ipv4_is_fragment(rte_pktmbuf_mtod(m, const uint8_t*)); }
 }  // namespace
 
 void Instance::ip_input(rte_mbuf* m, Interface& ifc, uint64_t now_ns) {
@@ -29,7 +26,7 @@ void Instance::ip_input(rte_mbuf* m, Interface& ifc, uint64_t now_ns) {
   // be contiguous for the view; real ports put it in the first segment.
   if (!make_contiguous(m, std::min<uint32_t>(m->pkt_len, net::ipv4_min_header_len)))
     return drop(Counter::ip_truncated);
-  uint32_t ihl = uint32_t(*rte_pktmbuf_mtod(m, const uint8_t*) & 0x0f) * 4;
+  uint32_t ihl = uint32_t(net::ipv4_header_len(rte_pktmbuf_mtod(m, const uint8_t*)));
   if (ihl > net::ipv4_min_header_len && !make_contiguous(m, std::min<uint32_t>(m->pkt_len, ihl)))
     return drop(Counter::ip_truncated);
   Ipv4Error err{};
@@ -97,7 +94,7 @@ void Instance::ip_deliver(rte_mbuf* m, Interface& ifc, uint64_t now_ns) {
   meta.iface = ifc.index;
   meta.l4_cksum_good = (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_GOOD &&
                        m->nb_segs == 1;  // a reassembled datagram was not verified whole
-  size_t ihl = size_t(h[net::ipv4_field::ver_ihl] & 0xf) * 4;
+  size_t ihl = net::ipv4_header_len(h);
   meta.ihl = uint8_t(ihl);
   rte_pktmbuf_adj(m, uint16_t(ihl));
   if (meta.protocol == net::ipproto_icmp) return icmp_input(m, meta, now_ns);

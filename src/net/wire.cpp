@@ -50,7 +50,7 @@ std::optional<Ipv4View> Ipv4View::parse(uint8_t* p, size_t avail, size_t packet_
     err = Ipv4Error::bad_version;
     return std::nullopt;
   }
-  size_t ihl = size_t(p[ipv4_field::ver_ihl] & 0xf) * 4;
+  size_t ihl = ipv4_header_len(p);
   if (ihl < ipv4_min_header_len || ihl > avail) {
     err = Ipv4Error::bad_ihl;
     return std::nullopt;

@@ -77,6 +77,18 @@ inline constexpr size_t ipv4_min_header_len = 20;
 inline constexpr uint16_t ipv4_flag_df = 0x4000, ipv4_flag_mf = 0x2000, ipv4_frag_offset_mask = 0x1fff;
 inline constexpr uint8_t ipproto_icmp = 1, ipproto_tcp = 6, ipproto_udp = 17;
 
+/// Fields read straight from IPv4 header bytes (at least the first 20 at `h`),
+/// for code that holds a header but no view; Ipv4View's accessors use them too.
+inline size_t ipv4_header_len(const uint8_t* h) { return size_t(h[ipv4_field::ver_ihl] & 0xf) * 4; }
+/// The fragment offset in bytes (0 for a whole datagram or a first fragment).
+inline uint32_t ipv4_frag_offset(const uint8_t* h) {
+  return uint32_t(load_be16(h + ipv4_field::flags_frag) & ipv4_frag_offset_mask) * 8;
+}
+/// More fragments follow, or this one is not the first.
+inline bool ipv4_is_fragment(const uint8_t* h) {
+  return (load_be16(h + ipv4_field::flags_frag) & (ipv4_flag_mf | ipv4_frag_offset_mask)) != 0;
+}
+
 enum class Ipv4Error { truncated, bad_version, bad_ihl, bad_total_length };
 
 /// View of an IPv4 header. parse() guarantees: avail >= header_len() >= 20 and
@@ -93,17 +105,15 @@ class Ipv4View {
   }
 
   uint8_t version() const { return p_[ipv4_field::ver_ihl] >> 4; }
-  size_t header_len() const { return size_t(p_[ipv4_field::ver_ihl] & 0xf) * 4; }
+  size_t header_len() const { return ipv4_header_len(p_); }
   uint8_t tos() const { return p_[ipv4_field::tos]; }
   uint16_t total_len() const { return load_be16(p_ + ipv4_field::total_len); }
   uint16_t id() const { return load_be16(p_ + ipv4_field::id); }
   bool dont_fragment() const { return load_be16(p_ + ipv4_field::flags_frag) & ipv4_flag_df; }
   bool more_fragments() const { return load_be16(p_ + ipv4_field::flags_frag) & ipv4_flag_mf; }
   /// In bytes.
-  uint32_t frag_offset() const {
-    return uint32_t(load_be16(p_ + ipv4_field::flags_frag) & ipv4_frag_offset_mask) * 8;
-  }
-  bool is_fragment() const { return more_fragments() || frag_offset() != 0; }
+  uint32_t frag_offset() const { return ipv4_frag_offset(p_); }
+  bool is_fragment() const { return ipv4_is_fragment(p_); }
   uint8_t ttl() const { return p_[ipv4_field::ttl]; }
   uint8_t protocol() const { return p_[ipv4_field::protocol]; }
   uint16_t checksum() const { return load_be16(p_ + ipv4_field::checksum); }
