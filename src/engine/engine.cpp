@@ -213,8 +213,7 @@ void Engine::free_rings() {
   steer_rings_.clear();
   for (auto& per_port : tx_rings_)
     for (rte_ring* r : per_port) {
-      void* m = nullptr;
-      while (r != nullptr && rte_ring_sc_dequeue(r, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+      Instance::free_steered(r);  // untagged frames: the same drain
       rte_ring_free(r);
     }
   tx_rings_.clear();

@@ -187,10 +187,18 @@ Result<void> Instance::send_icmp_error(uint8_t code, const rte_mbuf* m, const Ip
     counters_.inc(Counter::icmp_unreach_ratelimited);
     return fail(Errc::would_block);
   }
-  // Type, code, 4 unused bytes, the IP header as received, 8 bytes of its data.
+  // Type, code, 4 unused bytes, the IP header as received, 8 bytes of its
+  // data: written straight into the reply's mbuf.
   uint32_t data = std::min<uint32_t>(m->pkt_len, 8);
   uint32_t len = uint32_t(net::icmp_header_len) + ip.ihl + data;
-  uint8_t msg[net::icmp_header_len + 60 + 8] = {};
+  rte_mbuf* r = rte_pktmbuf_alloc(ifaces_[ip.iface]->pool);
+  auto* msg = r == nullptr ? nullptr : reinterpret_cast<uint8_t*>(rte_pktmbuf_append(r, uint16_t(len)));
+  if (msg == nullptr) {
+    counters_.inc(Counter::mbuf_alloc_failed);
+    rte_pktmbuf_free(r);
+    return fail(Errc::no_memory);
+  }
+  std::memset(msg, 0, net::icmp_header_len);
   msg[net::icmp_field::type] = net::icmp_dest_unreachable;
   msg[net::icmp_field::code] = code;
   std::memcpy(msg + net::icmp_header_len, iph, ip.ihl);
@@ -198,14 +206,6 @@ Result<void> Instance::send_icmp_error(uint8_t code, const rte_mbuf* m, const Ip
   const void* l4 = rte_pktmbuf_read(m, 0, data, q);
   if (l4 != q) std::memcpy(q, l4, data);
   net::store_be16(msg + net::icmp_field::checksum, net::inet_checksum(msg, len));
-  rte_mbuf* r = rte_pktmbuf_alloc(ifaces_[ip.iface]->pool);
-  char* out = r == nullptr ? nullptr : rte_pktmbuf_append(r, uint16_t(len));
-  if (out == nullptr) {
-    counters_.inc(Counter::mbuf_alloc_failed);
-    rte_pktmbuf_free(r);
-    return fail(Errc::no_memory);
-  }
-  std::memcpy(out, msg, len);
   IpSend p;
   p.dst = ip.src;
   p.src = ip.dst;

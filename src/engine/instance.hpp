@@ -196,7 +196,8 @@ class Instance {
   void set_steering(const FlowSteering* table, std::vector<rte_ring*> rings);
   /// The steering table (nullptr: a single instance owns every flow).
   const FlowSteering* steering() const { return steer_; }
-  /// Frees the frames left on a steering ring (after every instance has stopped).
+  /// Frees the frames left on a steering or TX hand-off ring (after every
+  /// instance has stopped; a hand-off ring's frames carry no tag, which untag leaves as is).
   static void free_steered(rte_ring* ring);
   /// A queue of a dead instance (multi-process takeover) this instance now polls.
   struct AdoptedQueue {
