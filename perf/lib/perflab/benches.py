@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""The benchmarks perf/run knows: rr, stream, crr, mem, cost, http.
+"""The benchmarks perf/run knows: rr, stream, crr, mem, cost, http, shm.
 
 Each takes (lab, ctx) and returns a Result: the runs it made (every summary line, parsed)
 and its headline figures, printed last as `NAME: keel V UNIT, kernel V UNIT, ratio X.XX`
@@ -23,7 +23,12 @@ HEADLINE = re.compile(r"^(?P<name>\w+): keel (?P<keel>[0-9.]+|n/a) (?P<ku>\S+), 
 
 
 class BenchFailed(Exception):
-    """The benchmark did not run, or printed something malformed."""
+    """The benchmark did not run, or printed something malformed. `result`: what it
+    measured before (perf/run records those figures with the error)."""
+
+    def __init__(self, msg, result=None):
+        super().__init__(msg)
+        self.result = result
 
 
 def parse_summary(lines, kind):
@@ -112,6 +117,7 @@ class Ctx:
         self.crr_seconds = 1 if q else 5
         self.http_seconds = 1 if q else 5
         self.mem_conns = 2000 if q else 10000
+        self.shm_seconds = 1 if q else 5
 
     def echo(self):
         return (lambda s: self.log("      | " + s)) if self.verbose else None
@@ -601,6 +607,215 @@ def bench_cost(ctx):
     return res
 
 
+# ===== shm: the intra-node fast path (issue 5) =====
+
+SHM_PORT = 5600                              # echo (rr); SHM_PORT + 1: the checking sink (bulk)
+SHM_TAP_KERNEL_IP, SHM_TAP_KEEL_IP = "198.18.74.1", "198.18.74.2"   # the group's shared net_tap
+
+
+def _shm_conf(path, eal, addr, device, extra=""):
+    with open(path, "w") as f:
+        f.write(f"eal = {eal}\n{extra}[port]\ndevice = {device}\naddress = {addr}/{L.PLEN}\n"
+                # Fewer preallocated TCBs than the default 16,384: these processes hold one
+                # connection at a time and (in a group) share 256 MB of hugepages.
+                "[tcp]\nmax_connections = 1024\n")
+    return path
+
+
+def _shm_client(ctx, res, name, ns, argv, where, seconds, expect_channel):
+    """Runs a shm_bench / kshm client (core 0) for rr then bulk; the two parsed summaries."""
+    lab = ctx.lab
+    rc, lines = lab.run(name, ns, L.CLIENT_CORE, argv, timeout=2 * seconds + 90, echo=ctx.echo())
+    if expect_channel is not None and rc == 3:
+        why = [s for s in lines if "FAILED" in s or "connect" in s]
+        raise BenchFailed(f"{where}: no channel: " + " | ".join(why[-3:] or lines[-3:]))
+    stack = "kernel" if where in ("lo", "unix") else "keel"
+    out = {}
+    for kind in ("rr", "bulk"):
+        kv, verdict, line = parse_summary(lines, kind)
+        if expect_channel is not None and int(kv.get("channel", -1)) != int(expect_channel):
+            raise BenchFailed(f"{where}: {kind} ran with channel={kv.get('channel')}, expected "
+                              f"{int(expect_channel)}: {line}")
+        args = dict(size=int(kv.get("size", 0))) if kind == "rr" else dict(chunk=int(kv.get("chunk", 0)))
+        ctx.log(f"  {stack:6} {where:7} busy  {kind}: {line}")
+        out[kind] = res.add_run(stack, where, "busy", kind, args, kv, verdict, line, lines)
+    if rc != 0:
+        raise BenchFailed(f"{where}: the client exited with status {rc}:\n" + "\n".join(lines[-10:]))
+    return out
+
+
+def _shm_keel_server(ctx, name, ns, argv):
+    p = ctx.lab.start(name, ns, L.SERVER_CORE, argv, echo=ctx.echo())
+    p.wait_for(lambda t: "shm_bench server: listening" in t, 60)
+    return p
+
+
+def _shm_case_channel(ctx, res, seconds, shm_bench):
+    """(a) shm_bench server as the DPDK primary (instance 0 of 2, lcores 0-1 on core 1) and the
+    client as a secondary of the same group (instance 1, lcores 2-3 on core 0), sharing a
+    net_tap port over hugepages: the client's connect() must give a channel."""
+    lab = ctx.lab
+    if not L.hugetlbfs_mounts() or L.free_hugepages() < 128:
+        raise BenchFailed(f"channel: needs >= 128 free 2 MiB hugepages on a hugetlbfs mount "
+                          f"({L.free_hugepages()} free; tools/deps.sh sets them up)")
+    ns = lab.tag + "m"
+    lab._ns_add(ns)
+    prefix = f"{lab.tag}-shm"
+    lab.file_prefixes.append(prefix)
+    tap = lab.tag + "shm"
+    mp = "total_instances = 2\n"
+    srv_conf = _shm_conf(os.path.join(lab.dir, "shm-primary.conf"),
+                         f"--lcores 0@{L.SERVER_CORE},1@{L.SERVER_CORE} -m 256 --no-pci --proc-type=primary "
+                         f"--file-prefix {prefix} --log-level=pmd:warning --vdev net_tap0,iface={tap}",
+                         SHM_TAP_KEEL_IP, "net_tap0", "process = primary\n" + mp + "instance_range = 0-0\n")
+    cli_conf = _shm_conf(os.path.join(lab.dir, "shm-secondary.conf"),
+                         f"--lcores 2@{L.CLIENT_CORE},3@{L.CLIENT_CORE} --no-pci --proc-type=secondary "
+                         f"--file-prefix {prefix} --log-level=pmd:warning",
+                         SHM_TAP_KEEL_IP, "net_tap0", "process = secondary\n" + mp + "instance_range = 1-1\n")
+    srv = _shm_keel_server(ctx, "shm_bench server (primary)", ns,
+                           [shm_bench, "--config", srv_conf, "server", "--port", str(SHM_PORT)])
+    try:
+        # The kernel's end of the tap: up, with an address and a MAC of its own (nothing is
+        # sent over it; a channel never touches the port).
+        lab.nsx(ns, "ip", "link", "set", tap, "address", "02:00:00:00:74:01", check=False)
+        lab.nsx(ns, "ip", "addr", "add", f"{SHM_TAP_KERNEL_IP}/{L.PLEN}", "dev", tap, check=False)
+        lab.nsx(ns, "ip", "link", "set", tap, "up", check=False)
+        return _shm_client(ctx, res, "shm_bench client (secondary)", ns,
+                           [shm_bench, "--config", cli_conf, "client", "rr,bulk", SHM_TAP_KEEL_IP, str(SHM_PORT),
+                            "--seconds", str(seconds), "--expect", "channel", "--timeout-ms", "5000"],
+                           "channel", seconds, True)
+    finally:
+        lab.stop(srv)
+
+
+def _shm_case_memif(ctx, res, seconds, shm_bench):
+    """(b) the same two programs as two separate DPDK processes (own --file-prefix each, no
+    hugepages) joined by net_memif, shm off: keel TCP."""
+    lab = ctx.lab
+    lab.pairs += 1
+    sock = os.path.join(lab.dir, f"shm-memif{lab.pairs}.sock")
+    confs = {}
+    for role, core, addr in (("server", L.SERVER_CORE, L.KEEL_SERVER_IP), ("client", L.CLIENT_CORE, L.KEEL_CLIENT_IP)):
+        prefix = f"{lab.tag}-shm-{role}"
+        lab.file_prefixes.append(prefix)
+        confs[role] = _shm_conf(os.path.join(lab.dir, f"shm-memif-{role}.conf"),
+                                f"-l {core} --no-huge -m 512 --no-pci --file-prefix {prefix} "
+                                f"--log-level=pmd:warning --vdev net_memif0,role={role},socket={sock},"
+                                "socket-abstract=no", addr, "net_memif0")
+    # KEEL_SHM=off: TCP even if a channel were possible (they are separate nodes anyway).
+    srv = _shm_keel_server(ctx, "shm_bench server (memif)", lab.ns_keel,
+                           ["env", "KEEL_SHM=off", shm_bench, "--config", confs["server"], "server",
+                            "--port", str(SHM_PORT)])
+    try:
+        return _shm_client(ctx, res, "shm_bench client (memif)", lab.ns_keel,
+                           ["env", "KEEL_SHM=off", shm_bench, "--config", confs["client"], "client", "rr,bulk",
+                            L.KEEL_SERVER_IP, str(SHM_PORT), "--seconds", str(seconds), "--expect", "tcp"],
+                           "memif", seconds, False)
+    finally:
+        lab.stop(srv)
+
+
+def _shm_case_kernel(ctx, res, seconds, kshm, where):
+    """(c) Linux TCP over 127.0.0.1, (d) a Unix domain socket pair: kshm server (core 1) and
+    client (core 0), busy-polling."""
+    lab = ctx.lab
+    if where == "unix":
+        d = os.path.join(lab.dir, "shm-unix")
+        os.makedirs(d, exist_ok=True)
+        target = ["unix", d]
+    else:
+        target = ["tcp", "127.0.0.1", str(SHM_PORT)]
+    srv = lab.start(f"kshm server {where}", lab.ns_lo, L.SERVER_CORE, [kshm, "server"] + target, echo=ctx.echo())
+    try:
+        srv.wait_for(lambda t: "kshm server: listening" in t, 10)
+        return _shm_client(ctx, res, f"kshm client {where}", lab.ns_lo,
+                           [kshm, "client", "rr,bulk"] + target + ["--seconds", str(seconds)], where, seconds, None)
+    finally:
+        lab.stop(srv)
+
+
+def bench_shm(ctx):
+    res = Result("shm")
+    s = ctx.shm_seconds
+    lab = ctx.lab
+    shm_bench = os.path.join(lab.build_dir, "perf", "shm_bench")
+    kshm = os.path.join(lab.build_dir, "perf", "kshm")
+    for tool in (shm_bench, kshm):
+        if not os.access(tool, os.X_OK):
+            raise BenchFailed(f"{tool} missing (build first)")
+    got, errors = {}, {}
+    cases = (("channel", lambda: _shm_case_channel(ctx, res, s, shm_bench)),
+             ("memif", lambda: _shm_case_memif(ctx, res, s, shm_bench)),
+             ("lo", lambda: _shm_case_kernel(ctx, res, s, kshm, "lo")),
+             ("unix", lambda: _shm_case_kernel(ctx, res, s, kshm, "unix")))
+    for where, run in cases:
+        try:
+            got[where] = run()
+        except (BenchFailed, L.LabError, subprocess.TimeoutExpired) as e:
+            errors[where] = str(e)
+            ctx.log(f"  {where}: FAILED TO RUN: {e}")
+            lab.close_procs()
+    # The machine's memcpy bandwidth, on the client's core.
+    mem = None
+    try:
+        rc, lines = lab.run("kshm memcpy", lab.ns_lo, L.CLIENT_CORE, [kshm, "memcpy", "--seconds", str(s)],
+                            timeout=s * 3 + 60, echo=ctx.echo())
+        kv, verdict, line = parse_summary(lines, "memcpy")
+        ctx.log(f"  memcpy  core {L.CLIENT_CORE}        {line}")
+        mem = res.add_run("memcpy", "memory", "", "memcpy", dict(block=int(kv.get("block", 0))), kv, verdict, line,
+                          lines)
+    except (BenchFailed, L.LabError) as e:
+        errors["memcpy"] = str(e)
+        ctx.log(f"  memcpy: FAILED TO RUN: {e}")
+
+    def fig(where, kind, key):
+        v = got.get(where, {}).get(kind)
+        return v.get(key) if v else None
+    memcpy_gbs = mem.get("gb_per_s") if mem else None
+    res.line("shm_rr_p50", fig("channel", "rr", "p50_us"), fig("unix", "rr", "p50_us"), "us", False,
+             "64 B RR p50, channel vs Unix domain socket")
+    res.line("shm_rr_p99", fig("channel", "rr", "p99_us"), fig("unix", "rr", "p99_us"), "us", False,
+             "64 B RR p99, channel vs Unix domain socket")
+    res.line("shm_rr_memif", fig("channel", "rr", "tps"), fig("memif", "rr", "tps"), "tps", True,
+             "channel vs keel TCP over net_memif (the 'kernel' column is keel TCP)")
+    res.line("shm_rr_lo", fig("channel", "rr", "tps"), fig("lo", "rr", "tps"), "tps", True,
+             "channel vs Linux TCP over 127.0.0.1")
+    res.line("shm_bulk_memcpy", fig("channel", "bulk", "gb_per_s"), memcpy_gbs, "GB/s", True,
+             "channel bulk vs memcpy bandwidth (1 MiB blocks, cache-cold; the 'kernel' column is memcpy)")
+    res.line("shm_bulk_memif", fig("channel", "bulk", "gb_per_s"), fig("memif", "bulk", "gb_per_s"), "GB/s", True,
+             "channel vs keel TCP over net_memif (the 'kernel' column is keel TCP)")
+    res.line("shm_bulk_lo", fig("channel", "bulk", "gb_per_s"), fig("lo", "bulk", "gb_per_s"), "GB/s", True,
+             "channel vs Linux TCP over 127.0.0.1")
+    res.line("shm_bulk", fig("channel", "bulk", "gb_per_s"), fig("unix", "bulk", "gb_per_s"), "GB/s", True,
+             "channel vs Unix domain socket pair")
+    res.line("shm_rr", fig("channel", "rr", "tps"), fig("unix", "rr", "tps"), "tps", True,
+             "64 B RR, one outstanding: channel vs Unix domain socket pair")
+    # Against the issue's targets (report.py's TARGETS has the same two).
+    from .report import TARGETS
+    heads = {h["name"]: h for h in res.headline}
+    for name in ("shm_rr", "shm_bulk_memcpy"):
+        h, (want, what) = heads[name], TARGETS[name]
+        r = h["ratio"]
+        ctx.log(f"  target {name}: {what}: " + ("not measured" if r is None else
+                f"ratio {r:.2f} ({'met' if r >= want else 'NOT met'}; wants >= {want:.1f})"))
+    if fig("channel", "bulk", "gb_per_s") and memcpy_gbs:
+        ctx.log(f"  channel bulk / memcpy = {fig('channel', 'bulk', 'gb_per_s') / memcpy_gbs:.2f} "
+                f"(memcpy {memcpy_gbs:.2f} GB/s cache-cold, {mem.get('warm_gb_per_s', 0):.2f} GB/s in cache)")
+    res.notes.append("shm: server on core 1, client on core 0, every process busy-polling. channel: shm_bench "
+                     "server as DPDK primary (instance 0 of 2) and client as secondary (instance 1) of one group "
+                     "over hugepages, sharing a net_tap port; memif: the same programs as two separate DPDK "
+                     "processes over net_memif, KEEL_SHM=off; lo / unix: kshm over Linux TCP on 127.0.0.1 and over "
+                     "an AF_UNIX SOCK_STREAM pair (non-blocking, spinning). rr: 64 B, one outstanding. bulk: 64 KiB "
+                     "writes (keel: Stack::alloc Buffers filled in place and sent zero-copy; kernel: send() of the "
+                     "pattern), the server checks every byte; GB/s = bytes sent after the warm-up / time until the "
+                     "server reported it had them all (10^9 bytes/s). memcpy: 1 MiB blocks through source and "
+                     "destination buffers of 2x the LLC (cache-cold), core 0.")
+    if errors:
+        res.notes.extend(f"shm: did not run: {v.splitlines()[0][:300]}" for v in errors.values())
+        raise BenchFailed("; ".join(v.splitlines()[0][:200] for v in errors.values()), result=res)
+    return res
+
+
 BENCHES = {
     "rr": bench_rr,
     "stream": bench_stream,
@@ -608,4 +823,5 @@ BENCHES = {
     "mem": bench_mem,
     "cost": bench_cost,
     "http": bench_http,
+    "shm": bench_shm,
 }

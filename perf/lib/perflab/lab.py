@@ -45,6 +45,43 @@ def sh(*args, check=True, capture=True, timeout=60):
     return (r.stdout or "").strip()
 
 
+def hugetlbfs_mounts():
+    """The hugetlbfs mount points (from /proc/mounts)."""
+    try:
+        with open("/proc/mounts") as f:
+            return [p[1] for p in (line.split() for line in f) if len(p) > 2 and p[2] == "hugetlbfs"]
+    except OSError:
+        return []
+
+
+def free_hugepages():
+    """Free 2 MiB hugepages (HugePages_Free of /proc/meminfo), 0 if none."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("HugePages_Free:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def remove_hugepage_files(prefix):
+    """EAL leaves its hugepage files (PREFIXmap_N) behind, and a killed process
+    certainly does: they keep their pages reserved until removed."""
+    for m in hugetlbfs_mounts():
+        try:
+            names = os.listdir(m)
+        except OSError:
+            continue
+        for n in names:
+            if n.startswith(prefix + "map_"):
+                try:
+                    os.unlink(os.path.join(m, n))
+                except OSError:
+                    pass
+
+
 class Proc:
     """A process whose output is collected line by line (and echoed when `echo` is set)."""
 
@@ -202,6 +239,7 @@ class Lab:
         self.namespaces.clear()
         for fp in self.file_prefixes:
             shutil.rmtree(f"/var/run/dpdk/{fp}", ignore_errors=True)
+            remove_hugepage_files(fp)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # ----- running things -----

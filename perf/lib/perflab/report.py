@@ -14,6 +14,9 @@ TARGETS = {
     "stream": (1.5, "bulk single stream >= 1.5x Linux over veth"),
     "crr": (3.0, "connections/s >= 3x"),
     "mem": (2.0, "bytes per idle established connection <= half of Linux's"),
+    # issue 5, the intra-node fast path (perf/run shm)
+    "shm_rr": (5.0, "channel 64 B RR round trips/s >= 5x a Unix domain socket pair's"),
+    "shm_bulk_memcpy": (0.5, "channel bulk within 2x of memcpy bandwidth (bulk/memcpy >= 0.5)"),
 }
 
 
