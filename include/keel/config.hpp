@@ -46,6 +46,12 @@
 ///     receive_datagrams = 256  # queued per socket
 ///     receive_bytes = 262144   # payload bytes queued per socket
 ///
+///     [shm]                    # the intra-node fast path (docs/ARCHITECTURE.md)
+///     enabled = on             # off: connections to this node's listeners use TCP
+///     channels = 1024          # channels the node's table holds (first process decides)
+///     ring_slots = 1024        # mbuf chains in flight per direction (first process decides)
+///     budget = 1048576         # bytes in flight per direction before send would-blocks
+///
 /// Rules:
 ///  - `#` to the end of the line is a comment, anywhere (so no value contains
 ///    `#`). Blank lines are ignored; white space around keys, values, `=` and
@@ -53,8 +59,8 @@
 ///    congestion_control are lower case.
 ///  - Keys before the first section are the top-level ones (eal, instances,
 ///    pool_mbufs, busy_poll, process, total_instances, instance_range). Sections
-///    are `[port]` (any number, one per port, in order), `[tcp]` and `[udp]`
-///    (each at most once). Any other section or key is refused.
+///    are `[port]` (any number, one per port, in order), `[tcp]`, `[udp]` and
+///    `[shm]` (each at most once). Any other section or key is refused.
 ///  - A key appears at most once per section, except `address`. Every value is
 ///    non-empty: leave a key out to keep its default.
 ///  - A `[port]` needs `device` and at least one `address`; a `gateway` must be
@@ -67,7 +73,8 @@
 ///    1024..1073741824, keepalive_idle_ms and keepalive_interval_ms 1..32767000,
 ///    keepalive_count and syn_retries 1..127, min_rto_ms 1..60000,
 ///    msl_ms 1..600000, max_sockets 1..65535, receive_datagrams 1..65536,
-///    receive_bytes 1024..1073741824.
+///    receive_bytes 1024..1073741824, channels 1..4096, ring_slots 64..65536
+///    (rounded up to a power of two), budget 1024..1073741824.
 ///  - `eal` is split into words at white space (no quoting). `device` is one
 ///    word. `mac` is six hex pairs separated by `:`, unicast and not all
 ///    zeros. `congestion_control` is cubic or newreno. rx_faults/tx_faults are
@@ -129,6 +136,16 @@ struct UdpOptions {
   uint32_t receive_datagrams = 256;     ///< queued per socket
   uint32_t receive_bytes = 256 * 1024;  ///< payload bytes queued per socket
 };
+/// The intra-node fast path: a connect() to a listener of this node (another
+/// instance, or another process of the multi-process group) becomes a
+/// shared-memory channel instead of a TCP connection.
+struct ShmOptions {
+  bool enabled = true;
+  uint32_t channels = 1024;
+  uint32_t ring_slots = 1024;
+  uint32_t budget = 1 << 20;
+};
+
 /// The role of this process (see "Multi-process" above).
 enum class ProcessType { single, primary, secondary };
 
@@ -148,6 +165,7 @@ struct Config {
   std::vector<PortOptions> ports;
   TcpOptions tcp;
   UdpOptions udp;
+  ShmOptions shm;
 };
 
 /// Parses the file format above. `source` names the text in messages
@@ -157,7 +175,7 @@ Result<Config, std::string> parse_config(std::string_view text, std::string_view
 /// cannot be read gives "PATH: strerror(errno)".
 Result<Config, std::string> load_config(const std::string& path);
 /// Applies the environment's overrides: KEEL_EAL (EAL arguments as one
-/// string), KEEL_INSTANCES, KEEL_ADDR (address/prefix of port 0, replacing
+/// string), KEEL_INSTANCES, KEEL_SHM (shm.enabled), KEEL_ADDR (address/prefix of port 0, replacing
 /// its addresses; creates port 0 with KEEL_PORT or "0" as device if there is
 /// none), KEEL_GW (port 0's gateway), KEEL_PORT (port 0's device). Values
 /// follow the file's rules for eal, instances, address, gateway and device; a

@@ -43,6 +43,7 @@ namespace keel {
 
 namespace detail {
 class StackCore;
+class ChannelTable;
 }
 
 /// What happened to a connection (bits of Event::flags).
@@ -71,6 +72,9 @@ MisuseHandler set_misuse_handler(MisuseHandler h);
 
 /// TCP state names, as `ss` shows them.
 struct ConnectionInfo {
+  /// "tcp", or "channel" for the intra-node shared-memory path (whose other
+  /// fields: no cc, mss, cwnd, rtt or retransmits; the queues are bytes in the channel).
+  const char* transport = "tcp";
   const char* state = "";       ///< "established", "fin-wait-1", ...
   const char* cc = "";          ///< congestion control algorithm
   uint32_t mss = 0, cwnd = 0, ssthresh = 0;
@@ -142,6 +146,10 @@ class Connection {
   Result<Endpoint> local() const;
   Result<Endpoint> peer() const;
   Result<ConnectionInfo> info() const;
+  /// True when the connection is an intra-node shared-memory channel (the
+  /// peer is a listener of this node; see ShmOptions), false for TCP. The
+  /// only call that tells the two apart.
+  Result<bool> is_channel() const;
 
   /// An opaque value the application attaches; every Event carries it.
   Result<void> set_user(uint64_t v) const;
@@ -149,6 +157,7 @@ class Connection {
 
  private:
   friend class detail::StackCore;
+  friend class detail::ChannelTable;
   Connection(detail::StackCore* c, uint32_t slot, uint32_t gen) : core_(c), slot_(slot), gen_(gen) {}
   detail::StackCore* core_ = nullptr;
   uint32_t slot_ = 0, gen_ = 0;

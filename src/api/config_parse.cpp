@@ -58,6 +58,9 @@ constexpr Range msl_ms{1, 600'000};
 constexpr Range udp_sockets{1, 65535};
 constexpr Range udp_datagrams{1, 65536};
 constexpr Range udp_bytes{1024, 1u << 30};
+constexpr Range shm_channels{1, 4096};                  // shm::max_channels
+constexpr Range shm_ring_slots{64, 65536};
+constexpr Range shm_budget{1024, 1u << 30};
 }  // namespace limits
 
 // ===== Value rules: "" when the value is fine, else why not =====
@@ -337,6 +340,17 @@ const std::vector<Field<UdpOptions>>& udp_fields() {
   return fields;
 }
 
+const std::vector<Field<ShmOptions>>& shm_fields() {
+  using H = ShmOptions;
+  static const std::vector<Field<H>> fields = {
+      bool_field("enabled", &H::enabled),
+      uint_field("channels", &H::channels, limits::shm_channels),
+      uint_field("ring_slots", &H::ring_slots, limits::shm_ring_slots),
+      uint_field("budget", &H::budget, limits::shm_budget),
+  };
+  return fields;
+}
+
 template <class S>
 const Field<S>* find_field(const std::vector<Field<S>>& fields, std::string_view key) {
   for (const auto& f : fields)
@@ -356,7 +370,7 @@ std::string check_fields(const std::vector<Field<S>>& fields, const S& s, const 
 
 // ===== The file =====
 
-enum class Section { top, port, tcp, udp };
+enum class Section { top, port, tcp, udp, shm };
 
 class Parser {
  public:
@@ -386,6 +400,7 @@ class Parser {
       case Section::port: return "in [port]";
       case Section::tcp: return "in [tcp]";
       case Section::udp: return "in [udp]";
+      case Section::shm: return "in [shm]";
     }
     return {};
   }
@@ -405,6 +420,7 @@ class Parser {
         return assign(port_fields(), cfg_.ports.back(), no, key, value);
       case Section::tcp: return assign(tcp_fields(), cfg_.tcp, no, key, value);
       case Section::udp: return assign(udp_fields(), cfg_.udp, no, key, value);
+      case Section::shm: return assign(shm_fields(), cfg_.shm, no, key, value);
     }
     return {};
   }
@@ -434,6 +450,13 @@ class Parser {
         return at(no, "duplicate section [udp] (first at line " + std::to_string(udp_line_) + ")");
       section_ = Section::udp;
       udp_line_ = no;
+      return {};
+    }
+    if (name == "shm") {
+      if (shm_line_ != 0)
+        return at(no, "duplicate section [shm] (first at line " + std::to_string(shm_line_) + ")");
+      section_ = Section::shm;
+      shm_line_ = no;
       return {};
     }
     return at(no, "unknown section [" + std::string(name) + "]");
@@ -482,6 +505,7 @@ class Parser {
   size_t gateway_line_ = 0;  // of the current [port]; 0: none
   size_t tcp_line_ = 0;      // header of [tcp]; 0: none yet
   size_t udp_line_ = 0;      // header of [udp]; 0: none yet
+  size_t shm_line_ = 0;      // header of [shm]; 0: none yet
   std::vector<std::pair<std::string_view, size_t>> seen_;  // keys of this section, first line
 };
 
@@ -516,6 +540,7 @@ Result<void, std::string> apply_env(Config& cfg) {
 
   std::string why = apply("KEEL_EAL", top_fields(), out, "eal");
   if (why.empty()) why = apply("KEEL_INSTANCES", top_fields(), out, "instances");
+  if (why.empty()) why = apply("KEEL_SHM", shm_fields(), out.shm, "enabled");
   if (!why.empty()) return error(std::move(why));
 
   if (out.ports.empty()) {
@@ -554,6 +579,7 @@ Result<void, std::string> validate(const Config& cfg) {
     why = check_fields(port_fields(), cfg.ports[i], "ports[" + std::to_string(i) + "].");
   if (why.empty()) why = check_fields(tcp_fields(), cfg.tcp, "tcp.");
   if (why.empty()) why = check_fields(udp_fields(), cfg.udp, "udp.");
+  if (why.empty()) why = check_fields(shm_fields(), cfg.shm, "shm.");
   if (!why.empty()) return error(std::move(why));
   return {};
 }

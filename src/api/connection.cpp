@@ -38,8 +38,16 @@ const char* state_name(tcp::TcpState s) {
   tcp::Tcb* c = core_->conn(slot_, gen_, why_, report_stale); \
   if (c == nullptr) return fail(why_)
 #define KEEL_RESOLVE(c) KEEL_RESOLVE_AS(c, true)
+// A channel handle (the intra-node fast path) goes to its ChannelTable.
+#define KEEL_CHANNEL(call)                                                \
+  if (core_ != nullptr && detail::ChannelTable::is_channel(slot_)) {      \
+    detail::ChannelTable* t_ = core_->channels();                         \
+    if (t_ == nullptr) return fail(Errc::bad_handle);                     \
+    return t_->call;                                                      \
+  }
 
 Result<void> Connection::send(Buffer& b) const {
+  KEEL_CHANNEL(send(slot_, gen_, b));
   KEEL_RESOLVE(c);
   if (b.empty()) return fail(Errc::invalid_argument);
   auto r = core_->tcp().send(*c, b.mbuf());
@@ -49,6 +57,7 @@ Result<void> Connection::send(Buffer& b) const {
 }
 
 Result<size_t> Connection::write(const void* data, size_t len) const {
+  KEEL_CHANNEL(write(slot_, gen_, data, len));
   KEEL_RESOLVE(c);
   if (len == 0) return size_t(0);
   if (data == nullptr) return fail(Errc::invalid_argument);
@@ -56,6 +65,7 @@ Result<size_t> Connection::write(const void* data, size_t len) const {
 }
 
 Result<Buffer> Connection::recv() const {
+  KEEL_CHANNEL(recv(slot_, gen_));
   KEEL_RESOLVE(c);
   Buffer b = core_->take_received(*c);
   if (!b.empty() || c->fin_received) return b;  // empty after FIN: end of stream
@@ -63,6 +73,7 @@ Result<Buffer> Connection::recv() const {
 }
 
 Result<size_t> Connection::read(void* dst, size_t cap) const {
+  KEEL_CHANNEL(read(slot_, gen_, dst, cap));
   KEEL_RESOLVE(c);
   if (cap == 0) return size_t(0);
   if (dst == nullptr) return fail(Errc::invalid_argument);
@@ -72,27 +83,32 @@ Result<size_t> Connection::read(void* dst, size_t cap) const {
 }
 
 Result<size_t> Connection::readable_bytes() const {
+  KEEL_CHANNEL(readable_bytes(slot_, gen_));
   KEEL_RESOLVE(c);
   return size_t(c->rcvq.size());
 }
 
 Result<size_t> Connection::send_space() const {
+  KEEL_CHANNEL(send_space(slot_, gen_));
   KEEL_RESOLVE(c);
   return size_t(core_->tcp().send_space(*c));
 }
 
 Result<void> Connection::want_writable() const {
+  KEEL_CHANNEL(want_writable(slot_, gen_));
   KEEL_RESOLVE(c);
   core_->tcp().want_writable(*c);
   return {};
 }
 
 Result<void> Connection::shutdown() const {
+  KEEL_CHANNEL(shutdown(slot_, gen_));
   KEEL_RESOLVE(c);
   return core_->tcp().shutdown(*c);
 }
 
 Result<void> Connection::close() const {
+  KEEL_CHANNEL(close(slot_, gen_, false));
   KEEL_RESOLVE_AS(c, false);  // after the closed event: quietly bad_handle
   core_->forget(slot_, gen_);
   core_->tcp().close(*c);
@@ -100,6 +116,7 @@ Result<void> Connection::close() const {
 }
 
 Result<void> Connection::abort() const {
+  KEEL_CHANNEL(close(slot_, gen_, true));
   KEEL_RESOLVE_AS(c, false);
   core_->forget(slot_, gen_);
   core_->tcp().abort(*c);
@@ -107,18 +124,22 @@ Result<void> Connection::abort() const {
 }
 
 Result<void> Connection::set_nodelay(bool on) const {
+  KEEL_CHANNEL(check(slot_, gen_));
   KEEL_RESOLVE(c);
   core_->tcp().set_nodelay(*c, on);
   return {};
 }
 
 Result<void> Connection::set_keepalive(bool on) const {
+  KEEL_CHANNEL(check(slot_, gen_));
   KEEL_RESOLVE(c);
   core_->tcp().set_keepalive(*c, on);
   return {};
 }
 
 Result<void> Connection::set_congestion_control(std::string_view name) const {
+  if (detail::ChannelTable::is_channel(slot_) && tcp::cc::find(name) == nullptr) return fail(Errc::invalid_argument);
+  KEEL_CHANNEL(check(slot_, gen_));
   KEEL_RESOLVE(c);
   const tcp::cc::Algorithm* a = tcp::cc::find(name);
   if (a == nullptr) return fail(Errc::invalid_argument);
@@ -127,6 +148,7 @@ Result<void> Connection::set_congestion_control(std::string_view name) const {
 }
 
 Result<void> Connection::set_send_buffer(uint32_t bytes) const {
+  KEEL_CHANNEL(set_send_buffer(slot_, gen_, bytes));
   KEEL_RESOLVE(c);
   if (bytes == 0) return fail(Errc::invalid_argument);
   c->snd_buf = std::max<uint32_t>(bytes, c->mss);
@@ -134,6 +156,7 @@ Result<void> Connection::set_send_buffer(uint32_t bytes) const {
 }
 
 Result<void> Connection::set_receive_buffer(uint32_t bytes) const {
+  KEEL_CHANNEL(check(slot_, gen_));
   KEEL_RESOLVE(c);
   if (bytes == 0) return fail(Errc::invalid_argument);
   // The window scale was fixed at the SYN: the advertised window is capped by
@@ -143,16 +166,19 @@ Result<void> Connection::set_receive_buffer(uint32_t bytes) const {
 }
 
 Result<Endpoint> Connection::local() const {
+  KEEL_CHANNEL(local(slot_, gen_));
   KEEL_RESOLVE(c);
   return Endpoint{Ipv4Address{c->key.local_ip}, c->key.local_port};
 }
 
 Result<Endpoint> Connection::peer() const {
+  KEEL_CHANNEL(peer(slot_, gen_));
   KEEL_RESOLVE(c);
   return Endpoint{Ipv4Address{c->key.remote_ip}, c->key.remote_port};
 }
 
 Result<ConnectionInfo> Connection::info() const {
+  KEEL_CHANNEL(info(slot_, gen_));
   KEEL_RESOLVE(c);
   tcp::ConnInfo t = core_->tcp().info(*c);
   ConnectionInfo i;
@@ -173,6 +199,7 @@ Result<ConnectionInfo> Connection::info() const {
 }
 
 Result<void> Connection::set_user(uint64_t v) const {
+  KEEL_CHANNEL(set_user(slot_, gen_, v));
   KEEL_RESOLVE(c);
   (void)c;
   core_->user_of(slot_) = v;
@@ -181,10 +208,25 @@ Result<void> Connection::set_user(uint64_t v) const {
 
 uint64_t Connection::user() const {
   if (core_ == nullptr) return 0;
+  if (detail::ChannelTable::is_channel(slot_)) return core_->channels() ? core_->channels()->user(slot_, gen_) : 0;
   Errc why = Errc::ok;
   return core_->conn(slot_, gen_, why) != nullptr ? core_->user_of(slot_) : 0;
 }
 
+Result<bool> Connection::is_channel() const {
+  if (core_ == nullptr) return fail(Errc::bad_handle);
+  if (detail::ChannelTable::is_channel(slot_)) {
+    detail::ChannelTable* t = core_->channels();
+    if (t == nullptr) return fail(Errc::bad_handle);
+    if (auto r = t->check(slot_, gen_); !r) return fail(r.error());
+    return true;
+  }
+  KEEL_RESOLVE(c);
+  (void)c;
+  return false;
+}
+
+#undef KEEL_CHANNEL
 #undef KEEL_RESOLVE
 #undef KEEL_RESOLVE_AS
 

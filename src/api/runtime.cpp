@@ -12,6 +12,7 @@
 #include "drivers/eal.hpp"
 #include "drivers/fault_injector.hpp"
 #include "engine/engine.hpp"
+#include "shm/node.hpp"
 #include "tcp/cc/cc.hpp"
 
 namespace keel {
@@ -112,11 +113,21 @@ Result<std::unique_ptr<Runtime>, std::string> Runtime::create(const Config& cfg)
     return error(e.error());
   }
   impl->engine = std::move(*e);
+  shm::Node* node = nullptr;
+  if (cfg.shm.enabled) {
+    std::string why;
+    node = shm::Node::open(cfg.shm.channels, cfg.shm.ring_slots, !eal_secondary, why);
+    if (node == nullptr) {
+      impl->engine.reset();
+      if (impl->owns_eal) drivers::eal_cleanup();
+      return error(why);
+    }
+  }
   for (size_t i = 0; i < impl->engine->instances().size(); ++i)
     impl->cores.push_back(std::make_unique<detail::StackCore>(
         *impl->engine->instances()[i], impl->engine->tcp(i), ecfg->idle,
         &impl->engine->stop_flag(), unsigned(impl->engine->instances().size()),
-        &impl->engine->udp(i)));
+        &impl->engine->udp(i), node, cfg.shm.budget));
   return std::unique_ptr<Runtime>(new Runtime(std::move(impl)));
 }
 

@@ -43,7 +43,8 @@ constexpr size_t max_listeners = 256;
 }
 
 StackCore::StackCore(engine::Instance& inst, tcp::TcpStack& tcp, const engine::IdleConfig& idle,
-                     std::atomic<bool>* stop, unsigned instances, udp::UdpStack* udp)
+                     std::atomic<bool>* stop, unsigned instances, udp::UdpStack* udp, shm::Node* node,
+                     uint32_t shm_budget)
     : inst_(inst), tcp_(tcp), idle_(idle), stop_(stop), instances_(instances),
       conns_(tcp.config().max_connections), listeners_(max_listeners), udp_(udp),
       udp_slots_(udp ? udp->config().max_sockets : 0) {
@@ -53,11 +54,21 @@ StackCore::StackCore(engine::Instance& inst, tcp::TcpStack& tcp, const engine::I
   }
   // A batch holds at most one event per connection (plus what the application
   // raises between polls): no allocation on the data path.
-  pending_.reserve(conns_.size() + udp_slots_.size() + 64);
-  delivered_.reserve(conns_.size() + udp_slots_.size() + 64);
+  size_t chans = node != nullptr ? node->channels() : 0;
+  pending_.reserve(conns_.size() + udp_slots_.size() + chans + 64);
+  delivered_.reserve(conns_.size() + udp_slots_.size() + chans + 64);
+  if (node != nullptr) {
+    channels_ = std::make_unique<ChannelTable>(*this, inst, *node, shm_budget);
+    if (!channels_->ok()) {
+      std::fprintf(stderr, "keel: shm: every endpoint of the node is in use; instance %u runs without channels\n",
+                   unsigned(inst.id()));
+      channels_.reset();
+    }
+  }
 }
 
 StackCore::~StackCore() {
+  channels_.reset();  // peers see their channels reset
   for (auto& l : listeners_)
     if (l.l != nullptr) tcp_.unlisten(l.l);
   for (auto& u : udp_slots_)
@@ -80,6 +91,7 @@ std::span<const Event> StackCore::poll(bool may_sleep) {
   // iteration produced (an ACK then rides on the application's response).
   inst_.flush(now);
   unsigned work = inst_.poll(now, false);
+  if (channels_) work += channels_->poll(now);
   delivered_.swap(pending_);
   pending_.clear();
   ++batch_;
@@ -125,6 +137,11 @@ void StackCore::add_event(uint32_t& ev_batch, uint32_t& ev, Handle Event::*field
   e.*field = h;
   e.user = user;
 }
+
+// Channels (api/channels.cpp) raise their events through these too.
+template Event* StackCore::batched<Connection>(uint32_t, uint32_t, Connection Event::*, const Connection&);
+template void StackCore::add_event<Connection>(uint32_t&, uint32_t&, Connection Event::*, const Connection&,
+                                               uint16_t, Errc, uint64_t);
 
 void StackCore::emit(tcp::Tcb& c, uint16_t flag, Errc err, Listener from) {
   uint32_t slot = tcp_.slot(c), gen = tcp_.generation(c);
@@ -172,15 +189,19 @@ void StackCore::forget(uint32_t slot, uint32_t gen) {
     e->flags = 0;  // dropped at the next poll
 }
 
+Buffer StackCore::received_buffer(rte_mbuf* m, uint32_t slot, uint32_t gen, uint32_t credit) {
+  Buffer b(m);
+  b.owner_ = this;
+  b.slot_ = slot;
+  b.gen_ = gen;
+  b.credit_ = credit;
+  return b;
+}
+
 Buffer StackCore::take_received(tcp::Tcb& c) {
   rte_mbuf* m = tcp_.recv_held(c);
   if (m == nullptr) return Buffer();
-  Buffer b(m);
-  b.owner_ = this;
-  b.slot_ = tcp_.slot(c);
-  b.gen_ = tcp_.generation(c);
-  b.credit_ = m->pkt_len;
-  return b;
+  return received_buffer(m, tcp_.slot(c), tcp_.generation(c), m->pkt_len);
 }
 
 void StackCore::return_credit(uint32_t slot, uint32_t gen, uint32_t bytes) {
@@ -188,6 +209,10 @@ void StackCore::return_credit(uint32_t slot, uint32_t gen, uint32_t bytes) {
     // Released elsewhere: the instance returns the credit on its own lcore.
     if (!inst_.post([this, slot, gen, bytes](engine::Instance&) { return_credit(slot, gen, bytes); }))
       misuse(Errc::no_memory, "control ring full: receive-window credit lost");
+    return;
+  }
+  if (ChannelTable::is_channel(slot)) {
+    if (channels_) channels_->return_credit(slot, gen, bytes);
     return;
   }
   if (tcp::Tcb* c = tcp_.resolve(slot, gen); c != nullptr) tcp_.recv_credit(*c, bytes);
@@ -213,6 +238,7 @@ Result<Listener> StackCore::listen(Endpoint local, const ListenOptions& opt) {
   if (!r) return fail(r.error());
   free_l->l = *r;
   free_l->gen |= 1;
+  if (channels_) channels_->listening(local.addr.value, local.port, free_l->slot, free_l->gen);
   return Listener(this, free_l->slot, free_l->gen);
 }
 
@@ -232,14 +258,27 @@ Result<void> StackCore::close_listener(uint32_t slot, uint32_t gen) {
   Errc why = Errc::ok;
   if (listener(slot, gen, why) == nullptr) return fail(why);
   ApiListener& l = listeners_[slot];
+  if (channels_) channels_->unlistening(slot, gen);
   tcp_.unlisten(l.l);
   l.l = nullptr;
   ++l.gen;  // even: free; the next listen makes it odd again
   return {};
 }
 
+bool StackCore::accept_channel(uint32_t slot, uint32_t gen, Listener& out) {
+  if (slot >= listeners_.size() || listeners_[slot].gen != gen || listeners_[slot].l == nullptr) return false;
+  ++listeners_[slot].l->accepted;
+  out = Listener(this, slot, gen);
+  return true;
+}
+
 Result<Connection> StackCore::connect(Endpoint remote, const ConnectOptions& opt) {
   if (!on_owner_thread()) return fail(Errc::wrong_thread);
+  if (channels_) {
+    bool taken = false;
+    auto r = channels_->connect(remote, opt, taken);
+    if (taken) return r;
+  }
   auto r = tcp_.connect(net::Ipv4Addr{remote.addr.value}, remote.port, this, opt.local_port,
                         net::Ipv4Addr{opt.local_addr.value}, uint64_t(opt.timeout_ms) * 1'000'000);
   if (!r) return fail(r.error());

@@ -21,6 +21,7 @@
 #include <keel/buffer.hpp>
 #include <keel/stack.hpp>
 
+#include "api/channels.hpp"
 #include "engine/idle_policy.hpp"
 #include "engine/instance.hpp"
 #include "tcp/tcp_stack.hpp"
@@ -34,9 +35,12 @@ Errc misuse(Errc e, const char* what);
 class StackCore final : public tcp::ConnHandler, public udp::UdpHandler {
  public:
   /// `stop`: the flag that ends running(); `instances`: how many there are in
-  /// all; `udp`: nullptr for a stack without UDP (udp_bind: not_supported).
+  /// all; `udp`: nullptr for a stack without UDP (udp_bind: not_supported);
+  /// `node`: the intra-node fast path's zone, nullptr to leave it off, and
+  /// `shm_budget` the bytes a channel may have in flight per direction.
   StackCore(engine::Instance& inst, tcp::TcpStack& tcp, const engine::IdleConfig& idle,
-            std::atomic<bool>* stop, unsigned instances, udp::UdpStack* udp = nullptr);
+            std::atomic<bool>* stop, unsigned instances, udp::UdpStack* udp = nullptr,
+            shm::Node* node = nullptr, uint32_t shm_budget = 1 << 20);
   ~StackCore() override;
   StackCore(const StackCore&) = delete;
   StackCore& operator=(const StackCore&) = delete;
@@ -79,6 +83,15 @@ class StackCore final : public tcp::ConnHandler, public udp::UdpHandler {
   void return_credit(uint32_t slot, uint32_t gen, uint32_t bytes);
   Result<void> close_listener(uint32_t slot, uint32_t gen);
 
+  // ----- channels (api/channels.hpp) -----
+  /// The fast path's side of this instance, nullptr when it is off.
+  ChannelTable* channels() { return channels_.get(); }
+  /// A channel reached listener (slot, gen): true (and `out`, its handle,
+  /// its accepted count bumped) if it still listens.
+  bool accept_channel(uint32_t slot, uint32_t gen, Listener& out);
+  /// A received Buffer whose `credit` bytes go back to handle (slot, gen) on release.
+  Buffer received_buffer(rte_mbuf* m, uint32_t slot, uint32_t gen, uint32_t credit);
+
   // ----- UDP -----
   Result<UdpSocket> udp_bind(Endpoint local);
   /// The open socket a handle names, or nullptr with `why`.
@@ -100,6 +113,7 @@ class StackCore final : public tcp::ConnHandler, public udp::UdpHandler {
   void on_closed(tcp::Tcb& c, Errc reason) override;
 
  private:
+  friend class ChannelTable;  // raises events through add_event()
   struct ConnSlot {
     uint64_t user = 0;
     uint32_t gen = 0;         // incarnation these fields belong to
@@ -147,6 +161,7 @@ class StackCore final : public tcp::ConnHandler, public udp::UdpHandler {
   std::vector<UdpSlot> udp_slots_;        // per UdpSocket::slot()
   std::vector<Event> pending_, delivered_;
   uint32_t batch_ = 1;
+  std::unique_ptr<ChannelTable> channels_;  // last: destroyed first, while the rest still stands
 };
 
 }  // namespace keel::detail

@@ -6,6 +6,7 @@
 #include <atomic>
 
 #include "drivers/ring_port.hpp"
+#include "shm/node.hpp"
 
 namespace keel::test {
 
@@ -71,7 +72,13 @@ tcp::TcpConfig ApiPair::small_tcp() {
   return t;
 }
 
-ApiPair::ApiPair(const tcp::TcpConfig& tcp) {
+ApiPair::ApiPair(const tcp::TcpConfig& tcp, bool shm, uint32_t shm_budget) {
+  shm::Node* node = nullptr;
+  if (shm) {
+    std::string why;
+    node = shm::Node::open(1024, 1024, true, why);  // the defaults: whoever opens it first sizes it
+    if (node == nullptr) FAIL(why);
+  }
   static std::atomic<int> serial{0};
   link_ = "api" + std::to_string(serial++);
   auto link = drivers::create_ring_link(link_, 4096);
@@ -81,7 +88,8 @@ ApiPair::ApiPair(const tcp::TcpConfig& tcp) {
     s->engine = make_engine("net_ring_" + link_ + (i == 0 ? "_a" : "_b"), i == 0 ? addr_a : addr_b, tcp);
     s->pool_base = s->pool_in_use();
     s->core = std::make_unique<detail::StackCore>(*s->engine->instances()[0], s->engine->tcp(0),
-                                                  engine::IdleConfig{}, nullptr, 1, &s->engine->udp(0));
+                                                  engine::IdleConfig{}, nullptr, 1, &s->engine->udp(0),
+                                                  node, shm_budget);
     s->core->bind_to_current_thread();
     s->stack = std::make_unique<Stack>(s->core.get());
     s->engine->instances()[0]->start(engine::now_ns());

@@ -43,7 +43,10 @@ struct Side {
 class ApiPair {
  public:
   /// `tcp`: TCP settings of both stacks (a small connection table by default).
-  explicit ApiPair(const tcp::TcpConfig& tcp = small_tcp());
+  /// `shm`: both stacks on the intra-node fast path (the process's node zone,
+  /// 1024 channels), with `shm_budget` bytes per channel direction: A's connects
+  /// to B's listeners become channels.
+  explicit ApiPair(const tcp::TcpConfig& tcp = small_tcp(), bool shm = false, uint32_t shm_budget = 1 << 20);
   ~ApiPair();
   static tcp::TcpConfig small_tcp();
 

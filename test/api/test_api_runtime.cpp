@@ -15,8 +15,10 @@
 #include <keel/keel.hpp>
 
 #include "drivers/ring_port.hpp"
+#include "echo_service.hpp"
 
 using namespace keel;
+using keel::test::echo_server;
 
 namespace {
 
@@ -29,45 +31,10 @@ Config ring_config(const std::string& dev, const char* addr) {
   c.pool_mbufs = 8191;
   c.tcp.max_connections = 1024;
   c.tcp.msl_ms = 100;
+  // TCP between two runtimes of this process: with the fast path on they
+  // would get channels (test/shm covers those).
+  c.shm.enabled = false;
   return c;
-}
-
-// Echo on port 7 with zero copy; a buffer that does not fit waits for
-// writable. Per-connection state under the connection's user value.
-void echo_server(Stack& s) {
-  auto l = s.listen({Ipv4Address::any(), 7});
-  REQUIRE(l);
-  std::unordered_map<uint64_t, Buffer> waiting;
-  uint64_t next_id = 1;
-  while (s.running()) {
-    for (const Event& e : s.poll()) {
-      Connection c = e.conn;
-      uint64_t id = e.user;
-      if (e.has(event::accepted)) {
-        id = next_id++;
-        if (!c.set_user(id)) continue;
-      }
-      if (e.has(event::closed)) {
-        waiting.erase(id);
-        continue;
-      }
-      Buffer& held = waiting[id];
-      if (e.has(event::readable) || e.has(event::writable)) {
-        for (;;) {
-          if (held.empty()) {
-            auto b = c.recv();
-            if (!b || b->empty()) break;
-            held = std::move(*b);
-          }
-          if (!c.send(held)) break;  // would_block: a writable event follows
-        }
-      }
-      if (e.has(event::peer_closed) && held.empty()) {
-        (void)c.close();
-        waiting.erase(id);
-      }
-    }
-  }
 }
 
 }  // namespace

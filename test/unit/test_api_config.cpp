@@ -55,6 +55,12 @@ constexpr const char* header_example = R"(
     max_sockets = 1024       # per instance
     receive_datagrams = 256  # queued per socket
     receive_bytes = 262144   # payload bytes queued per socket
+
+    [shm]                    # the intra-node fast path (docs/ARCHITECTURE.md)
+    enabled = on             # off: connections to this node's listeners use TCP
+    channels = 1024          # channels the node's table holds (first process decides)
+    ring_slots = 1024        # mbuf chains in flight per direction (first process decides)
+    budget = 1048576         # bytes in flight per direction before send would-blocks
 )";
 
 // A port section that passes, for tests about something else.
@@ -113,7 +119,7 @@ class EnvGuard {
 
  private:
   static constexpr const char* names[] = {"KEEL_EAL", "KEEL_INSTANCES", "KEEL_ADDR", "KEEL_GW",
-                                          "KEEL_PORT"};
+                                          "KEEL_PORT", "KEEL_SHM"};
   std::vector<std::pair<const char*, std::optional<std::string>>> saved_;
 };
 
@@ -629,6 +635,34 @@ TEST_CASE("what the parser accepts, validate accepts", "[config]") {
   // Every default is within its range: a config with one sound port passes.
   Config c = parse_ok(minimal_port);
   REQUIRE(keel::validate(c).has_value());
+}
+
+TEST_CASE("config: [shm] keys, ranges, KEEL_SHM", "[config]") {
+  Config c = parse_ok(minimal_port + "[shm]\nenabled = off\nchannels = 16\nring_slots = 128\nbudget = 65536\n");
+  CHECK(!c.shm.enabled);
+  CHECK(c.shm.channels == 16);
+  CHECK(c.shm.ring_slots == 128);
+  CHECK(c.shm.budget == 65536);
+  CHECK(parse_ok(minimal_port).shm.enabled);
+  CHECK(parse_error(minimal_port + "[shm]\nchannels = 5000\n") == "test.conf:5: channels: '5000' is not in 1..4096");
+  CHECK(parse_error(minimal_port + "[shm]\nring_slots = 8\n") == "test.conf:5: ring_slots: '8' is not in 64..65536");
+  CHECK(parse_error(minimal_port + "[shm]\nbudget = 10\n").find("budget") != std::string::npos);
+  CHECK(parse_error(minimal_port + "[shm]\nenabled = maybe\n").find("enabled") != std::string::npos);
+  CHECK(parse_error(minimal_port + "[shm]\n[shm]\n") == "test.conf:5: duplicate section [shm] (first at line 4)");
+  Config code = parse_ok(minimal_port);
+  code.shm.budget = 1;
+  auto v = keel::validate(code);
+  REQUIRE(!v);
+  CHECK(v.error().find("shm.budget") != std::string::npos);
+  EnvGuard env;
+  env.set("KEEL_SHM", "off");
+  Config e = parse_ok(minimal_port);
+  CHECK(keel::apply_env(e));
+  CHECK(!e.shm.enabled);
+  env.set("KEEL_SHM", "sometimes");
+  auto bad = keel::apply_env(e);
+  REQUIRE(!bad);
+  CHECK(bad.error().rfind("KEEL_SHM: ", 0) == 0);
 }
 
 TEST_CASE("config: [udp] keys, ranges, and one section at most", "[config]") {
