@@ -610,15 +610,16 @@ def bench_cost(ctx):
 # ===== shm: the intra-node fast path (issue 5) =====
 
 SHM_PORT = 5600                              # echo (rr); SHM_PORT + 1: the checking sink (bulk)
-SHM_TAP_KERNEL_IP, SHM_TAP_KEEL_IP = "198.18.74.1", "198.18.74.2"   # the group's shared net_tap
+SHM_GROUP_IP = "198.18.74.2"                 # the group's port address (primary and secondary)
+SHM_TAP_KERNEL_IP = "198.18.74.1"            # the kernel's end of the tap (channel_tap)
 
 
-def _shm_conf(path, eal, addr, device, extra=""):
+def _shm_conf(path, eal, addr, device, top="", shm=""):
     with open(path, "w") as f:
-        f.write(f"eal = {eal}\n{extra}[port]\ndevice = {device}\naddress = {addr}/{L.PLEN}\n"
+        f.write(f"eal = {eal}\n{top}[port]\ndevice = {device}\naddress = {addr}/{L.PLEN}\n"
                 # Fewer preallocated TCBs than the default 16,384: these processes hold one
                 # connection at a time and (in a group) share 256 MB of hugepages.
-                "[tcp]\nmax_connections = 1024\n")
+                "[tcp]\nmax_connections = 1024\n" + shm)
     return path
 
 
@@ -626,7 +627,7 @@ def _shm_client(ctx, res, name, ns, argv, where, seconds, expect_channel):
     """Runs a shm_bench / kshm client (core 0) for rr then bulk; the two parsed summaries."""
     lab = ctx.lab
     rc, lines = lab.run(name, ns, L.CLIENT_CORE, argv, timeout=2 * seconds + 90, echo=ctx.echo())
-    if expect_channel is not None and rc == 3:
+    if expect_channel and rc == 3:
         why = [s for s in lines if "FAILED" in s or "connect" in s]
         raise BenchFailed(f"{where}: no channel: " + " | ".join(why[-3:] or lines[-3:]))
     stack = "kernel" if where in ("lo", "unix") else "keel"
@@ -637,7 +638,7 @@ def _shm_client(ctx, res, name, ns, argv, where, seconds, expect_channel):
             raise BenchFailed(f"{where}: {kind} ran with channel={kv.get('channel')}, expected "
                               f"{int(expect_channel)}: {line}")
         args = dict(size=int(kv.get("size", 0))) if kind == "rr" else dict(chunk=int(kv.get("chunk", 0)))
-        ctx.log(f"  {stack:6} {where:7} busy  {kind}: {line}")
+        ctx.log(f"  {stack:6} {where:11} busy  {kind}: {line}")
         out[kind] = res.add_run(stack, where, "busy", kind, args, kv, verdict, line, lines)
     if rc != 0:
         raise BenchFailed(f"{where}: the client exited with status {rc}:\n" + "\n".join(lines[-10:]))
@@ -650,40 +651,46 @@ def _shm_keel_server(ctx, name, ns, argv):
     return p
 
 
-def _shm_case_channel(ctx, res, seconds, shm_bench):
+def _shm_case_channel(ctx, res, seconds, shm_bench, port):
     """(a) shm_bench server as the DPDK primary (instance 0 of 2, lcores 0-1 on core 1) and the
-    client as a secondary of the same group (instance 1, lcores 2-3 on core 0), sharing a
-    net_tap port over hugepages: the client's connect() must give a channel."""
+    client as a secondary of the same group (instance 1, lcores 2-3 on core 0) over hugepages:
+    the client's connect() must give a channel. The group needs a port both share: `null`
+    (net_null with no-rx=1: polling it costs nothing, as a NIC's idle queue nearly does) or
+    `tap` (net_tap, whose every receive poll is a read() system call)."""
     lab = ctx.lab
+    where = "channel" if port == "null" else "channel_tap"
     if not L.hugetlbfs_mounts() or L.free_hugepages() < 128:
-        raise BenchFailed(f"channel: needs >= 128 free 2 MiB hugepages on a hugetlbfs mount "
+        raise BenchFailed(f"{where}: needs >= 128 free 2 MiB hugepages on a hugetlbfs mount "
                           f"({L.free_hugepages()} free; tools/deps.sh sets them up)")
-    ns = lab.tag + "m"
+    ns = lab.tag + ("m" if port == "null" else "n")
     lab._ns_add(ns)
-    prefix = f"{lab.tag}-shm"
+    prefix = f"{lab.tag}-{where}"
     lab.file_prefixes.append(prefix)
     tap = lab.tag + "shm"
+    vdev = "net_null0,no-rx=1" if port == "null" else f"net_tap0,iface={tap}"
+    device = vdev.split(",")[0]
     mp = "total_instances = 2\n"
-    srv_conf = _shm_conf(os.path.join(lab.dir, "shm-primary.conf"),
+    srv_conf = _shm_conf(os.path.join(lab.dir, f"{where}-primary.conf"),
                          f"--lcores 0@{L.SERVER_CORE},1@{L.SERVER_CORE} -m 256 --no-pci --proc-type=primary "
-                         f"--file-prefix {prefix} --log-level=pmd:warning --vdev net_tap0,iface={tap}",
-                         SHM_TAP_KEEL_IP, "net_tap0", "process = primary\n" + mp + "instance_range = 0-0\n")
-    cli_conf = _shm_conf(os.path.join(lab.dir, "shm-secondary.conf"),
+                         f"--file-prefix {prefix} --log-level=pmd:warning --vdev {vdev}",
+                         SHM_GROUP_IP, device, "process = primary\n" + mp + "instance_range = 0-0\n")
+    cli_conf = _shm_conf(os.path.join(lab.dir, f"{where}-secondary.conf"),
                          f"--lcores 2@{L.CLIENT_CORE},3@{L.CLIENT_CORE} --no-pci --proc-type=secondary "
                          f"--file-prefix {prefix} --log-level=pmd:warning",
-                         SHM_TAP_KEEL_IP, "net_tap0", "process = secondary\n" + mp + "instance_range = 1-1\n")
-    srv = _shm_keel_server(ctx, "shm_bench server (primary)", ns,
+                         SHM_GROUP_IP, device, "process = secondary\n" + mp + "instance_range = 1-1\n")
+    srv = _shm_keel_server(ctx, f"shm_bench server ({where}, primary)", ns,
                            [shm_bench, "--config", srv_conf, "server", "--port", str(SHM_PORT)])
     try:
-        # The kernel's end of the tap: up, with an address and a MAC of its own (nothing is
-        # sent over it; a channel never touches the port).
-        lab.nsx(ns, "ip", "link", "set", tap, "address", "02:00:00:00:74:01", check=False)
-        lab.nsx(ns, "ip", "addr", "add", f"{SHM_TAP_KERNEL_IP}/{L.PLEN}", "dev", tap, check=False)
-        lab.nsx(ns, "ip", "link", "set", tap, "up", check=False)
-        return _shm_client(ctx, res, "shm_bench client (secondary)", ns,
-                           [shm_bench, "--config", cli_conf, "client", "rr,bulk", SHM_TAP_KEEL_IP, str(SHM_PORT),
+        if port == "tap":
+            # The kernel's end of the tap: up, with an address and a MAC of its own (nothing is
+            # sent over it; a channel never touches the port).
+            lab.nsx(ns, "ip", "link", "set", tap, "address", "02:00:00:00:74:01", check=False)
+            lab.nsx(ns, "ip", "addr", "add", f"{SHM_TAP_KERNEL_IP}/{L.PLEN}", "dev", tap, check=False)
+            lab.nsx(ns, "ip", "link", "set", tap, "up", check=False)
+        return _shm_client(ctx, res, f"shm_bench client ({where}, secondary)", ns,
+                           [shm_bench, "--config", cli_conf, "client", "rr,bulk", SHM_GROUP_IP, str(SHM_PORT),
                             "--seconds", str(seconds), "--expect", "channel", "--timeout-ms", "5000"],
-                           "channel", seconds, True)
+                           where, seconds, True)
     finally:
         lab.stop(srv)
 
@@ -696,20 +703,20 @@ def _shm_case_memif(ctx, res, seconds, shm_bench):
     sock = os.path.join(lab.dir, f"shm-memif{lab.pairs}.sock")
     confs = {}
     for role, core, addr in (("server", L.SERVER_CORE, L.KEEL_SERVER_IP), ("client", L.CLIENT_CORE, L.KEEL_CLIENT_IP)):
-        prefix = f"{lab.tag}-shm-{role}"
+        prefix = f"{lab.tag}-memif-{role}"
         lab.file_prefixes.append(prefix)
-        confs[role] = _shm_conf(os.path.join(lab.dir, f"shm-memif-{role}.conf"),
+        confs[role] = _shm_conf(os.path.join(lab.dir, f"memif-{role}.conf"),
                                 f"-l {core} --no-huge -m 512 --no-pci --file-prefix {prefix} "
                                 f"--log-level=pmd:warning --vdev net_memif0,role={role},socket={sock},"
-                                "socket-abstract=no", addr, "net_memif0")
-    # KEEL_SHM=off: TCP even if a channel were possible (they are separate nodes anyway).
+                                "socket-abstract=no", addr, "net_memif0",
+                                # TCP even if a channel were possible (they are separate nodes anyway).
+                                shm="[shm]\nenabled = off\n")
     srv = _shm_keel_server(ctx, "shm_bench server (memif)", lab.ns_keel,
-                           ["env", "KEEL_SHM=off", shm_bench, "--config", confs["server"], "server",
-                            "--port", str(SHM_PORT)])
+                           [shm_bench, "--config", confs["server"], "server", "--port", str(SHM_PORT)])
     try:
         return _shm_client(ctx, res, "shm_bench client (memif)", lab.ns_keel,
-                           ["env", "KEEL_SHM=off", shm_bench, "--config", confs["client"], "client", "rr,bulk",
-                            L.KEEL_SERVER_IP, str(SHM_PORT), "--seconds", str(seconds), "--expect", "tcp"],
+                           [shm_bench, "--config", confs["client"], "client", "rr,bulk", L.KEEL_SERVER_IP,
+                            str(SHM_PORT), "--seconds", str(seconds), "--expect", "tcp"],
                            "memif", seconds, False)
     finally:
         lab.stop(srv)
@@ -744,10 +751,12 @@ def bench_shm(ctx):
         if not os.access(tool, os.X_OK):
             raise BenchFailed(f"{tool} missing (build first)")
     got, errors = {}, {}
-    cases = (("channel", lambda: _shm_case_channel(ctx, res, s, shm_bench)),
+    cases = [("channel", lambda: _shm_case_channel(ctx, res, s, shm_bench, "null")),
              ("memif", lambda: _shm_case_memif(ctx, res, s, shm_bench)),
              ("lo", lambda: _shm_case_kernel(ctx, res, s, kshm, "lo")),
-             ("unix", lambda: _shm_case_kernel(ctx, res, s, kshm, "unix")))
+             ("unix", lambda: _shm_case_kernel(ctx, res, s, kshm, "unix"))]
+    if not ctx.quick:  # a reference: the same channel in a group whose port is net_tap
+        cases.insert(1, ("channel_tap", lambda: _shm_case_channel(ctx, res, s, shm_bench, "tap")))
     for where, run in cases:
         try:
             got[where] = run()
@@ -761,11 +770,11 @@ def bench_shm(ctx):
         rc, lines = lab.run("kshm memcpy", lab.ns_lo, L.CLIENT_CORE, [kshm, "memcpy", "--seconds", str(s)],
                             timeout=s * 3 + 60, echo=ctx.echo())
         kv, verdict, line = parse_summary(lines, "memcpy")
-        ctx.log(f"  memcpy  core {L.CLIENT_CORE}        {line}")
+        ctx.log(f"  memcpy core {L.CLIENT_CORE}              {line}")
         mem = res.add_run("memcpy", "memory", "", "memcpy", dict(block=int(kv.get("block", 0))), kv, verdict, line,
                           lines)
     except (BenchFailed, L.LabError) as e:
-        errors["memcpy"] = str(e)
+        errors["memcpy"] = f"memcpy: {e}"
         ctx.log(f"  memcpy: FAILED TO RUN: {e}")
 
     def fig(where, kind, key):
@@ -803,10 +812,12 @@ def bench_shm(ctx):
                 f"(memcpy {memcpy_gbs:.2f} GB/s cache-cold, {mem.get('warm_gb_per_s', 0):.2f} GB/s in cache)")
     res.notes.append("shm: server on core 1, client on core 0, every process busy-polling. channel: shm_bench "
                      "server as DPDK primary (instance 0 of 2) and client as secondary (instance 1) of one group "
-                     "over hugepages, sharing a net_tap port; memif: the same programs as two separate DPDK "
-                     "processes over net_memif, KEEL_SHM=off; lo / unix: kshm over Linux TCP on 127.0.0.1 and over "
-                     "an AF_UNIX SOCK_STREAM pair (non-blocking, spinning). rr: 64 B, one outstanding. bulk: 64 KiB "
-                     "writes (keel: Stack::alloc Buffers filled in place and sent zero-copy; kernel: send() of the "
+                     "over hugepages, sharing a net_null port (no-rx=1); channel_tap (full runs): the same with a "
+                     "net_tap port (each poll of it is a read() system call); [shm] defaults (budget 1 MiB, "
+                     "1,024 ring slots). memif: the same programs as two separate DPDK processes over net_memif, "
+                     "[shm] enabled = off. lo / unix: kshm over Linux TCP on 127.0.0.1 and over an AF_UNIX "
+                     "SOCK_STREAM pair (non-blocking, spinning). rr: 64 B, one outstanding. bulk: 64 KiB writes "
+                     "(keel: Stack::alloc Buffers filled in place and sent zero-copy; kernel: send() of the "
                      "pattern), the server checks every byte; GB/s = bytes sent after the warm-up / time until the "
                      "server reported it had them all (10^9 bytes/s). memcpy: 1 MiB blocks through source and "
                      "destination buffers of 2x the LLC (cache-cold), core 0.")
