@@ -45,6 +45,24 @@ def sh(*args, check=True, capture=True, timeout=60):
     return (r.stdout or "").strip()
 
 
+_SPIN = ("import time\nw0, c0 = time.monotonic(), time.process_time()\n"
+         "while time.monotonic() - w0 < {s}: pass\n"
+         "print((time.process_time() - c0) / (time.monotonic() - w0))")
+
+
+def cpu_share(core, seconds=0.3):
+    """The share of `core` a busy loop gets for `seconds` (1.0: nothing else wants the core;
+    0.5: one other runnable task). A busy-polling benchmark measures this machine only as
+    far as it gets its cores: below ~0.9 its figures say more about the other load."""
+    try:
+        out = sh("taskset", "-c", str(core), "/usr/bin/python3", "-c", _SPIN.format(s=seconds), timeout=10)
+        return round(float(out), 3)
+    except subprocess.TimeoutExpired:
+        return 0.0  # it did not even get to run its 0.3 s within 10 s
+    except (LabError, ValueError):
+        return None
+
+
 def hugetlbfs_mounts():
     """The hugetlbfs mount points (from /proc/mounts)."""
     try:
