@@ -618,7 +618,7 @@ def _shm_conf(path, eal, addr, device, top="", shm=""):
     with open(path, "w") as f:
         f.write(f"eal = {eal}\n{top}[port]\ndevice = {device}\naddress = {addr}/{L.PLEN}\n"
                 # Fewer preallocated TCBs than the default 16,384: these processes hold one
-                # connection at a time and (in a group) share 256 MB of hugepages.
+                # connection at a time and (in a group) share 64 MB of hugepages.
                 "[tcp]\nmax_connections = 1024\n" + shm)
     return path
 
@@ -659,8 +659,10 @@ def _shm_case_channel(ctx, res, seconds, shm_bench, port):
     `tap` (net_tap, whose every receive poll is a read() system call)."""
     lab = ctx.lab
     where = "channel" if port == "null" else "channel_tap"
-    if not L.hugetlbfs_mounts() or L.free_hugepages() < 128:
-        raise BenchFailed(f"{where}: needs >= 128 free 2 MiB hugepages on a hugetlbfs mount "
+    # -m 64: the group's 64 MB (32 pages) hold both processes' stacks at max_connections
+    # 1024 (measured: 32 pages in use while both run); a few more for EAL to grow into.
+    if not L.hugetlbfs_mounts() or L.free_hugepages() < 40:
+        raise BenchFailed(f"{where}: needs >= 40 free 2 MiB hugepages on a hugetlbfs mount "
                           f"({L.free_hugepages()} free; tools/deps.sh sets them up)")
     ns = lab.tag + ("m" if port == "null" else "n")
     lab._ns_add(ns)
@@ -671,7 +673,7 @@ def _shm_case_channel(ctx, res, seconds, shm_bench, port):
     device = vdev.split(",")[0]
     mp = "total_instances = 2\n"
     srv_conf = _shm_conf(os.path.join(lab.dir, f"{where}-primary.conf"),
-                         f"--lcores 0@{L.SERVER_CORE},1@{L.SERVER_CORE} -m 256 --no-pci --proc-type=primary "
+                         f"--lcores 0@{L.SERVER_CORE},1@{L.SERVER_CORE} -m 64 --no-pci --proc-type=primary "
                          f"--file-prefix {prefix} --log-level=pmd:warning --vdev {vdev}",
                          SHM_GROUP_IP, device, "process = primary\n" + mp + "instance_range = 0-0\n")
     cli_conf = _shm_conf(os.path.join(lab.dir, f"{where}-secondary.conf"),
