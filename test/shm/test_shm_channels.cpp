@@ -394,3 +394,33 @@ TEST_CASE("shm: stale and foreign handles return errors", "[shm]") {
   p.step(4);
   CHECK(p.pools_whole());
 }
+
+TEST_CASE("shm: writable comes when a held Buffer is released, after a dequeue that freed no budget", "[shm]") {
+  // The reader's recv() takes the chains off the ring (and rings the writer,
+  // which finds no room yet: the bytes count until released); the release
+  // must ring it again. A lost wakeup here stalled an echo once.
+  const uint32_t budget = 64 * 1024;
+  ShmPair p(budget);
+  REQUIRE(p.b.stack->listen({Ipv4Address::any(), 7110}));
+  auto [c, s] = p.connect_pair(7110);
+  auto first = p.a.stack->alloc(budget);
+  REQUIRE(first);
+  REQUIRE(c.send(*first));
+  auto second = p.a.stack->alloc(budget);
+  REQUIRE(second);
+  CHECK(c.send(*second).error() == Errc::would_block);
+  REQUIRE(wait_for(p, p.b, s, event::readable));
+  auto held = s.recv();
+  REQUIRE(held);
+  CHECK(held->size() == budget);
+  p.a.events.clear();
+  p.step(4);
+  CHECK(p.a.find(c, event::writable) == nullptr);  // dequeued, not released: no room
+  REQUIRE(held->release());
+  REQUIRE(wait_for(p, p.a, c, event::writable, 2));
+  CHECK(c.send(*second));
+  REQUIRE(c.close());
+  REQUIRE(s.close());
+  p.step(4);
+  CHECK(p.pools_whole());
+}
