@@ -23,13 +23,7 @@ using namespace keel;
 
 namespace {
 Config ring_config(const std::string& dev, const char* addr) {
-  Config c;
-  PortOptions p;
-  p.device = dev;
-  p.addresses = {*Ipv4Prefix::parse(addr)};
-  c.ports = {p};
-  c.pool_mbufs = 8191;
-  c.tcp.max_connections = 1024;
+  Config c = keel::test::ring_runtime_config(dev, addr, true);
   c.shm.budget = 64 * 1024;  // small: the 256 KiB echoes go through backpressure
   return c;
 }
