@@ -40,6 +40,15 @@ inline void stop_all() {
 /// Set by `--stats`: run() prints every instance's non-zero counters at exit.
 inline bool print_stats = false;
 
+/// True for exactly one instance of this process, the first to ask: the one
+/// that runs a client's connection while the others keep their queues
+/// serviced. (Stack::id() is the global instance id, which in a multi-process
+/// secondary does not start at 0.)
+inline bool first_to_ask() {
+  static std::atomic<bool> taken{false};
+  return !taken.exchange(true);
+}
+
 /// The configuration from `--config FILE` (taken out of `args`) and the
 /// environment, validated; `--stats` is taken out of `args` too. Prints the problem to stderr and returns nullopt
 /// when something is wrong, so the caller can exit non-zero at once.

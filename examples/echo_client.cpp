@@ -6,7 +6,7 @@
 // and exits 0 only if every byte came back intact.
 //
 // The copying calls (write) on the way out, zero copy (recv, a Buffer's
-// segments read in place) on the way back. Instance 0 runs the connection;
+// segments read in place) on the way back. One instance runs the connection;
 // other instances (if configured) just keep their queues serviced.
 //
 // Run it on a tap port against the kernel (root; a kernel echo server on 198.18.0.1:7000):
@@ -77,7 +77,7 @@ struct Run {
 };
 
 void client(keel::Stack& stack, Run& run) {
-  if (stack.id() != 0) {  // only instance 0 connects; the others keep polling
+  if (!examples::first_to_ask()) {  // one instance connects; the others keep polling
     while (stack.running()) (void)stack.poll();
     return;
   }

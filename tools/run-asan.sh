@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds keel with AddressSanitizer + UndefinedBehaviorSanitizer (gcc) and runs
-# the unit tests and the API tests with every sanitizer report fatal.
+# the unit, API and in-process shm tests with every sanitizer report fatal.
 #
 #   tools/run-asan.sh [MESON_TEST_ARGS...]
 #
@@ -48,8 +48,11 @@ check_log
 # The native API's tests (two stacks and two runtimes in one process) too.
 meson test -C "$dir" --no-rebuild --print-errorlogs api || rc=$?
 check_log
+# The intra-node channels inside one process (test 'shm'; 'shm-cross' needs hugepages and root).
+meson test -C "$dir" --no-rebuild --print-errorlogs shm || rc=$?
+check_log
 if ((rc != 0)); then
   echo "run-asan: FAILED" >&2
   exit 1
 fi
-echo "run-asan: unit and API tests passed under ASan + UBSan"
+echo "run-asan: unit, API and shm tests passed under ASan + UBSan"

@@ -217,7 +217,9 @@ struct ConnectOptions {
 
 class Stack {
  public:
-  /// This instance's index (0..instances-1) and the number of instances.
+  /// This instance's id (0..instances-1 in a single process; in a
+  /// multi-process group the global id, from the process's instance_range)
+  /// and the number of instances of this process.
   unsigned id() const;
   unsigned instances() const;
   /// False once the runtime is stopping: the loop should return.

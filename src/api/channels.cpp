@@ -34,6 +34,11 @@ ChannelTable::ChannelTable(StackCore& core, engine::Instance& inst, shm::Node& n
 
 ChannelTable::~ChannelTable() {
   if (ep_ < 0) return;
+  closing_ = true;
+  // No new connects find us; those already posted are refused; open channels reset.
+  for (const auto& r : listeners_) node_.remove_entries(uint16_t(ep_), r.lslot, r.lgen);
+  drain_doorbell();
+  accept_posted();
   for (auto& s : slots_)
     if (s.ch != nullptr) {
       s.me().flags.fetch_or(shm::endf::aborted, std::memory_order_acq_rel);
@@ -41,7 +46,6 @@ ChannelTable::~ChannelTable() {
       node_.release(*s.ch, s.side);
       s.ch = nullptr;
     }
-  for (const auto& r : listeners_) node_.remove_entries(uint16_t(ep_), r.lslot, r.lgen);
   node_.detach(uint16_t(ep_));
 }
 
@@ -112,25 +116,14 @@ void ChannelTable::notify_space(Slot& s) {
 
 unsigned ChannelTable::poll(uint64_t now_ns) {
   if (ep_ < 0) return 0;
-  unsigned work = 0;
+  unsigned work = drain_doorbell();
   shm::Endpoint& e = node_.endpoint(uint16_t(ep_));
-  void* t[64];
-  while (unsigned n = rte_ring_sc_dequeue_burst(e.doorbell, t, 64, nullptr)) {
-    for (unsigned i = 0; i < n; ++i) on_token(t[i]);
-    work += n;
-    if (n < 64) break;
-  }
   if (e.overflow.load(std::memory_order_relaxed) != 0 && e.overflow.exchange(0) != 0) {
     inst_.counters().inc(engine::Counter::shm_doorbell_overflow);
     // Tokens were lost: look at everything, including channels still to accept.
     for (auto& s : slots_)
       if (s.ch != nullptr) service(s);
-    for (uint32_t i = 0; i < node_.channels(); ++i) {
-      shm::Channel& c = node_.chan(i);
-      if (c.phase.load(std::memory_order_acquire) == shm::phase_connecting && c.end[1].endpoint == ep_ &&
-          c.end[1].endpoint_gen == ep_gen_ && c.end[1].local_slot == ~0u)
-        accept(c);
-    }
+    accept_posted();
     ++work;
   }
   if (now_ns >= next_check_ns_) {
@@ -142,6 +135,26 @@ unsigned ChannelTable::poll(uint64_t now_ns) {
     node_.sweep();
   }
   return work;
+}
+
+unsigned ChannelTable::drain_doorbell() {
+  unsigned work = 0;
+  void* t[64];
+  while (unsigned n = rte_ring_sc_dequeue_burst(node_.endpoint(uint16_t(ep_)).doorbell, t, 64, nullptr)) {
+    for (unsigned i = 0; i < n; ++i) on_token(t[i]);
+    work += n;
+    if (n < 64) break;
+  }
+  return work;
+}
+
+void ChannelTable::accept_posted() {
+  for (uint32_t i = 0; i < node_.channels(); ++i) {
+    shm::Channel& c = node_.chan(i);
+    if (c.phase.load(std::memory_order_acquire) == shm::phase_connecting && c.end[1].endpoint == ep_ &&
+        c.end[1].endpoint_gen == ep_gen_ && c.end[1].local_slot == ~0u)
+      accept(c);
+  }
 }
 
 void ChannelTable::on_token(void* t) {
@@ -163,13 +176,15 @@ void ChannelTable::on_token(void* t) {
 void ChannelTable::accept(shm::Channel& c) {
   shm::ChanEnd& me = c.end[1];
   Listener from;
-  Slot* s = nullptr;
-  if ((c.end[0].flags.load(std::memory_order_acquire) & shm::endf::aborted) == 0 &&
-      core_.accept_channel(c.listener_slot, c.listener_gen, from))
-    s = alloc_slot();
+  bool wanted = !closing_ && (c.end[0].flags.load(std::memory_order_acquire) & shm::endf::aborted) == 0;
+  Slot* s = wanted ? alloc_slot() : nullptr;
+  if (s != nullptr && !core_.accept_channel(c.listener_slot, c.listener_gen, from)) {
+    free_slot(*s);
+    s = nullptr;
+  }
   if (s == nullptr) {
-    // The listener went away (or this instance holds all the channels it can): refused.
-    inst_.counters().inc(engine::Counter::shm_refused);
+    // The listener went away (or this instance holds all the channels it can,
+    // or is going): refused; the connector counts it.
     me.local_slot = ~0u - 1;  // no more accept attempts on this allocation
     c.phase.store(shm::phase_refused, std::memory_order_release);
     shm::ChanEnd& p = c.end[0];
@@ -220,10 +235,9 @@ void ChannelTable::service(Slot& s) {
     s.closed_sent = true;
     emit(s, event::closed);  // both directions shut: an orderly end; the data stays readable
   }
-  if (s.want_writable && space(s) > 0) {
-    s.want_writable = false;
-    emit(s, event::writable);
-  }
+  // Still waiting for room: a doorbell may have come for a dequeue that freed
+  // no budget yet, and it cleared the arming: arm again, then look.
+  if (s.want_writable) arm_writable(s);
 }
 
 void ChannelTable::finish(Slot& s, Errc err) {
@@ -376,14 +390,26 @@ Result<void> ChannelTable::sendable(Slot& s) {
   return {};
 }
 
-Result<void> ChannelTable::block(Slot& s) {
+bool ChannelTable::can_take(const Slot& s) const {
+  if (rte_ring_free_count(s.out()) == 0) return false;
+  uint64_t in_flight = s.me().sent.load(std::memory_order_relaxed) - s.peer().consumed.load(std::memory_order_acquire);
+  return in_flight == 0 || in_flight + s.need <= s.me().budget;
+}
+
+void ChannelTable::arm_writable(Slot& s) {
   s.want_writable = true;
+  // Dekker with notify_space(): armed first, then looked; the reader stores
+  // what it consumed (or dequeued), then looks at the arming.
   s.me().want_space.store(1, std::memory_order_seq_cst);
-  // The reader may have made room between our look and the arming.
-  if (space(s) > 0 && rte_ring_free_count(s.out()) != 0) {
+  if (can_take(s)) {
     s.want_writable = false;
     emit(s, event::writable);
   }
+}
+
+Result<void> ChannelTable::block(Slot& s, uint32_t need) {
+  s.need = need;
+  arm_writable(s);
   return fail(Errc::would_block);
 }
 
@@ -409,7 +435,7 @@ Result<void> ChannelTable::send(uint32_t slot, uint32_t gen, Buffer& b) {
   if (s == nullptr) return fail(why);
   if (b.empty()) return fail(Errc::invalid_argument);
   if (auto r = sendable(*s); !r) return r;
-  if (!enqueue(*s, b.mbuf())) return block(*s);
+  if (!enqueue(*s, b.mbuf())) return block(*s, b.mbuf()->pkt_len);
   (void)b.release_mbuf();  // the peer has the mbufs now; a received Buffer's budget returns
   return {};
 }
@@ -422,7 +448,7 @@ Result<size_t> ChannelTable::write(uint32_t slot, uint32_t gen, const void* data
   if (data == nullptr) return fail(Errc::invalid_argument);
   if (auto r = sendable(*s); !r) return fail(r.error());
   uint32_t room = space(*s);
-  if (room == 0 || rte_ring_free_count(s->out()) == 0) return fail(block(*s).error());
+  if (room == 0 || rte_ring_free_count(s->out()) == 0) return fail(block(*s, 1).error());
   uint32_t n = uint32_t(std::min<size_t>(len, room));
   rte_mbuf* m = engine::alloc_chain(inst_.interfaces().front()->pool, n);
   if (m == nullptr) {
@@ -431,7 +457,7 @@ Result<size_t> ChannelTable::write(uint32_t slot, uint32_t gen, const void* data
   }
   Buffer copy = Buffer::adopt(m);
   (void)copy.copy_from(data, n);
-  if (!enqueue(*s, m)) return fail(block(*s).error());  // `copy` frees it
+  if (!enqueue(*s, m)) return fail(block(*s, n).error());  // `copy` frees it
   (void)copy.release_mbuf();
   return size_t(n);
 }
@@ -558,12 +584,8 @@ Result<void> ChannelTable::want_writable(uint32_t slot, uint32_t gen) {
   Errc why = Errc::ok;
   Slot* s = resolve(slot, gen, why);
   if (s == nullptr) return fail(why);
-  s->want_writable = true;
-  s->me().want_space.store(1, std::memory_order_seq_cst);
-  if (space(*s) > 0 && rte_ring_free_count(s->out()) != 0) {
-    s->want_writable = false;
-    emit(*s, event::writable);
-  }
+  s->need = 1;
+  arm_writable(*s);
   return {};
 }
 

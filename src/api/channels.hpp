@@ -99,6 +99,7 @@ class ChannelTable {
     uint32_t held = 0;          // bytes recv() handed out, not yet released
     uint64_t deadline_ns = 0;   // connecting: give up then
     bool connecting = false, peer_fin_seen = false, closed_sent = false, want_writable = false;
+    uint32_t need = 1;          // bytes the blocked send wants room for
     uint32_t next_free = ~0u;
     shm::ChanEnd& me() const { return ch->end[side]; }
     shm::ChanEnd& peer() const { return ch->end[1 - side]; }
@@ -114,6 +115,11 @@ class ChannelTable {
   Slot* alloc_slot();
   void free_slot(Slot& s);
   void emit(Slot& s, uint16_t flag, Errc err = Errc::ok, Listener from = {});
+  /// Runs every token waiting on this endpoint's doorbell; returns how many.
+  unsigned drain_doorbell();
+  /// Looks for channels posted to this endpoint and not accepted yet (after
+  /// lost tokens, and when going away: then they are refused).
+  void accept_posted();
   /// A doorbell token for this endpoint.
   void on_token(void* t);
   /// A connector's channel reached this endpoint's listener.
@@ -138,8 +144,13 @@ class ChannelTable {
   Result<void> sendable(Slot& s);
   /// Puts the chain in the ring if the budget and ring allow; false if not.
   bool enqueue(Slot& s, rte_mbuf* m);
-  /// would_block, with a writable event asked for.
-  Result<void> block(Slot& s);
+  /// would_block, with a writable event asked for when `need` bytes fit.
+  Result<void> block(Slot& s, uint32_t need);
+  /// Whether a send of s.need bytes would go now (ring room and budget).
+  bool can_take(const Slot& s) const;
+  /// Wants a writable event: armed in the shared end, then checked (the
+  /// event comes now if the room is already there).
+  void arm_writable(Slot& s);
   /// The peer reset the channel: closed(connection_reset).
   Errc reset(Slot& s);
   uint32_t space(const Slot& s) const;
@@ -156,6 +167,7 @@ class ChannelTable {
   uint32_t free_head_ = ~0u;
   size_t open_ = 0;
   uint32_t pick_ = 0;
+  bool closing_ = false;  // the destructor runs: accept nothing
   uint64_t next_check_ns_ = 0, next_sweep_ns_ = 0;
   struct Registered {
     uint32_t lslot, lgen;

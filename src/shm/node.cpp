@@ -11,6 +11,7 @@
 #include <cstring>
 #include <mutex>
 #include <sstream>
+#include <vector>
 
 #include "engine/mbuf_util.hpp"
 #include "engine/multiprocess.hpp"
@@ -155,8 +156,9 @@ bool Node::lookup(uint32_t addr, uint16_t port, uint32_t pick, ListenEntry& out)
   unsigned n = 0;
   for (auto& d : z_->dir) {
     if (d.live == 0 || d.port != port || d.addr != addr) continue;
-    if (!alive(d.owner)) {
-      d.live = 0;  // its process died: stale
+    const Endpoint& e = z_->endpoints[d.endpoint];
+    if (e.live == 0 || e.gen != d.endpoint_gen) {
+      d.live = 0;  // its instance detached, or its process was swept as dead
       continue;
     }
     if (n < max_endpoints) found[n++] = &d;
@@ -167,15 +169,23 @@ bool Node::lookup(uint32_t addr, uint16_t port, uint32_t pick, ListenEntry& out)
 }
 
 unsigned Node::sweep() {
+  // One /proc look per process, however many entries it has.
+  std::vector<std::pair<Owner, bool>> seen;
+  auto is_alive = [&](const Owner& o) {
+    for (auto& [who, live] : seen)
+      if (who == o) return live;
+    seen.emplace_back(o, alive(o));
+    return seen.back().second;
+  };
   Locked l(z_->lock);
   unsigned gone = 0;
   for (auto& d : z_->dir)
-    if (d.live != 0 && !alive(d.owner)) {
+    if (d.live != 0 && !is_alive(d.owner)) {
       d.live = 0;
       ++gone;
     }
   for (auto& e : z_->endpoints)
-    if (e.live != 0 && !alive(e.owner)) {
+    if (e.live != 0 && !is_alive(e.owner)) {
       e.live = 0;
       ++e.gen;
       ++gone;
@@ -260,7 +270,9 @@ std::string Node::describe_channels() {
         << z_->endpoints[a.endpoint].instance << ", " << fl(a.flags.load()) << ") <-> " << ip_text(b.addr) << ":"
         << b.port << " (pid " << b.owner.pid << ", " << fl(b.flags.load()) << ") sent " << a.sent.load() << "/"
         << b.sent.load() << " bytes, in flight " << a.sent.load() - b.consumed.load() << "/"
-        << b.sent.load() - a.consumed.load() << "\n";
+        << b.sent.load() - a.consumed.load() << ", queued " << rte_ring_count(c.rings[0]) << "/"
+        << rte_ring_count(c.rings[1]) << " chains, armed data " << a.want_data.load() << "/" << b.want_data.load()
+        << " space " << a.want_space.load() << "/" << b.want_space.load() << "\n";
   }
   out << n << " channel" << (n == 1 ? "" : "s") << " open of " << z_->channels << "\n";
   return out.str();

@@ -168,8 +168,9 @@ class Node {
   /// Removes every entry of one listener.
   void remove_entries(uint16_t ep, uint32_t listener_slot, uint32_t listener_gen);
   /// The live listener at addr:port: one of them, taking turns by `pick`
-  /// (SO_REUSEPORT-like), when several instances listen there. Entries of
-  /// dead processes found on the way are removed.
+  /// (SO_REUSEPORT-like), when several instances listen there. Entries whose
+  /// endpoint detached or was swept are removed on the way (no /proc look here:
+  /// the sweep finds dead processes).
   bool lookup(uint32_t addr, uint16_t port, uint32_t pick, ListenEntry& out);
 
   /// Removes directory entries and endpoints of dead processes; returns how many.

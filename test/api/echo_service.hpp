@@ -1,15 +1,31 @@
 // SPDX-License-Identifier: BSD-3-Clause
 #pragma once
-// A zero-copy echo service on the native API, for tests that need a real
-// server loop on a Runtime (TCP or channels: the code is the same).
+// For tests of keel::Runtime: a Config over a net_ring port, and a zero-copy
+// echo service for a real server loop (TCP or channels: the code is the same).
 
 #include <catch2/catch.hpp>
 
+#include <string>
 #include <unordered_map>
 
 #include <keel/keel.hpp>
 
 namespace keel::test {
+
+/// One net_ring port `dev` with address/prefix `addr`, a small pool and table.
+/// `shm`: the intra-node fast path on (the Runtime's default) or off.
+inline Config ring_runtime_config(const std::string& dev, const char* addr, bool shm) {
+  Config c;
+  PortOptions p;
+  p.device = dev;
+  p.addresses = {*Ipv4Prefix::parse(addr)};
+  c.ports = {p};
+  c.pool_mbufs = 8191;
+  c.tcp.max_connections = 1024;
+  c.tcp.msl_ms = 100;
+  c.shm.enabled = shm;
+  return c;
+}
 
 // Echo on port 7 with zero copy; a buffer that does not fit waits for
 // writable. Per-connection state under the connection's user value.

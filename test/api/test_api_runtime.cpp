@@ -22,19 +22,10 @@ using keel::test::echo_server;
 
 namespace {
 
+// TCP between two runtimes of this process: with the fast path on they would
+// get channels (test/shm covers those).
 Config ring_config(const std::string& dev, const char* addr) {
-  Config c;
-  PortOptions p;
-  p.device = dev;
-  p.addresses = {*Ipv4Prefix::parse(addr)};
-  c.ports = {p};
-  c.pool_mbufs = 8191;
-  c.tcp.max_connections = 1024;
-  c.tcp.msl_ms = 100;
-  // TCP between two runtimes of this process: with the fast path on they
-  // would get channels (test/shm covers those).
-  c.shm.enabled = false;
-  return c;
+  return keel::test::ring_runtime_config(dev, addr, false);
 }
 
 }  // namespace

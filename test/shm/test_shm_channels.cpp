@@ -32,6 +32,13 @@ bool wait_for(ApiPair& p, keel::test::Side& s, const Connection& c, uint16_t fla
   return p.step_until([&] { return s.find(c, flag) != nullptr; }, secs);
 }
 
+// Both ends closed, the closes run through, both pools back at their baseline.
+bool closed_and_whole(ApiPair& p, const Connection& c, const Connection& s) {
+  bool ok = c.close().has_value() && s.close().has_value();
+  p.step(4);
+  return p.pools_whole() && ok;
+}
+
 }  // namespace
 
 TEST_CASE("shm: connect to a listener of the node gives a channel, with TCP's events and addresses", "[shm]") {
@@ -69,10 +76,7 @@ TEST_CASE("shm: connect to a listener of the node gives a channel, with TCP's ev
   CHECK(c->set_congestion_control("bbr").error() == Errc::invalid_argument);
   CHECK(c->set_congestion_control("cubic"));
 
-  REQUIRE(c->close());
-  REQUIRE(s.close());
-  p.step(4);
-  CHECK(p.pools_whole());
+  CHECK(closed_and_whole(p, *c, s));
 }
 
 TEST_CASE("shm: the receiver gets the sender's very mbufs, and the pool is whole after close", "[shm]") {
@@ -104,10 +108,7 @@ TEST_CASE("shm: the receiver gets the sender's very mbufs, and the pool is whole
   CHECK(c.info()->send_queued == 3000);  // held by the receiver: still in the budget
   REQUIRE(r->release());
   CHECK(c.info()->send_queued == 0);
-  REQUIRE(c.close());
-  REQUIRE(s.close());
-  p.step(4);
-  CHECK(p.pools_whole());
+  CHECK(closed_and_whole(p, c, s));
 }
 
 TEST_CASE("shm: 1 GiB stream through a channel arrives intact and in order", "[shm]") {
@@ -161,10 +162,7 @@ TEST_CASE("shm: 1 GiB stream through a channel arrives intact and in order", "[s
   auto eof = s.recv();
   REQUIRE(eof);
   CHECK(eof->empty());
-  REQUIRE(c.close());
-  REQUIRE(s.close());
-  p.step(4);
-  CHECK(p.pools_whole());
+  CHECK(closed_and_whole(p, c, s));
 }
 
 TEST_CASE("shm: 100,000 request/response round trips through a channel", "[shm]") {
@@ -196,10 +194,7 @@ TEST_CASE("shm: 100,000 request/response round trips through a channel", "[shm]"
     REQUIRE(std::memcmp(buf, resp, sizeof resp) == 0);
   }
   CHECK(done == 100'000);
-  REQUIRE(c.close());
-  REQUIRE(s.close());
-  p.step(4);
-  CHECK(p.pools_whole());
+  CHECK(closed_and_whole(p, c, s));
 }
 
 TEST_CASE("shm: shutdown is EOF after the data, half-close keeps the other direction, both FINs close", "[shm]") {
@@ -227,10 +222,7 @@ TEST_CASE("shm: shutdown is EOF after the data, half-close keeps the other direc
   CHECK(p.a.find(c, event::peer_closed) != nullptr);
   CHECK(p.b.find(s, event::closed) != nullptr);  // both shut: B is closed too
   CHECK(*c.read(buf, sizeof buf) == 0);          // still readable until close()
-  REQUIRE(c.close());
-  REQUIRE(s.close());
-  p.step(4);
-  CHECK(p.pools_whole());
+  CHECK(closed_and_whole(p, c, s));
 }
 
 TEST_CASE("shm: abort resets the peer and drops its unread data; close with unread data aborts", "[shm]") {
@@ -321,10 +313,7 @@ TEST_CASE("shm: a slow reader: would_block at the budget, writable later, nothin
   }
   CHECK(!bad);
   CHECK(got == total);
-  REQUIRE(c.close());
-  REQUIRE(s.close());
-  p.step(4);
-  CHECK(p.pools_whole());
+  CHECK(closed_and_whole(p, c, s));
 }
 
 TEST_CASE("shm: the directory: closed listeners and free ports refuse, 127.0.0.1 reaches an any-address listener",
@@ -393,4 +382,31 @@ TEST_CASE("shm: stale and foreign handles return errors", "[shm]") {
   REQUIRE(s.close());
   p.step(4);
   CHECK(p.pools_whole());
+}
+
+TEST_CASE("shm: writable comes when a held Buffer is released, after a dequeue that freed no budget", "[shm]") {
+  // The reader's recv() takes the chains off the ring (and rings the writer,
+  // which finds no room yet: the bytes count until released); the release
+  // must ring it again. A lost wakeup here stalled an echo once.
+  const uint32_t budget = 64 * 1024;
+  ShmPair p(budget);
+  REQUIRE(p.b.stack->listen({Ipv4Address::any(), 7110}));
+  auto [c, s] = p.connect_pair(7110);
+  auto first = p.a.stack->alloc(budget);
+  REQUIRE(first);
+  REQUIRE(c.send(*first));
+  auto second = p.a.stack->alloc(budget);
+  REQUIRE(second);
+  CHECK(c.send(*second).error() == Errc::would_block);
+  REQUIRE(wait_for(p, p.b, s, event::readable));
+  auto held = s.recv();
+  REQUIRE(held);
+  CHECK(held->size() == budget);
+  p.a.events.clear();
+  p.step(4);
+  CHECK(p.a.find(c, event::writable) == nullptr);  // dequeued, not released: no room
+  REQUIRE(held->release());
+  REQUIRE(wait_for(p, p.a, c, event::writable, 2));
+  CHECK(c.send(*second));
+  CHECK(closed_and_whole(p, c, s));
 }

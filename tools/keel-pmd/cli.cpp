@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ping.hpp"
+#include "shm/node.hpp"
 
 namespace keel::pmd {
 
@@ -40,6 +41,7 @@ const char* help_text =
     "  show conns                   TCP connections per instance (like ss -tin)\n"
     "  show tcp                     TCP counters per instance (non-zero)\n"
     "  show mem                     memory per connection: TCB table, hash, mbufs in use, RSS\n"
+    "  show shm                     the node's fast path: directory of listeners, endpoints, channels\n"
     "  show mp                      multi-process group: processes, instances, heartbeats, owner\n"
     "                               map, pool in use, takeovers of dead secondaries\n"
     "  ping ADDR [COUNT [INTERVAL_MS [SIZE]]]  ICMP echo from the instance the replies are steered to\n"
@@ -111,8 +113,10 @@ bool Cli::execute(const std::string& line, std::ostream& out) {
     show_mem(out);
   } else if (cmd == "show" && w.size() == 2 && w[1] == "mp") {
     out << (engine_.multi_process() ? engine_.mp_status() : "single process (no --instances-total)\n");
+  } else if (cmd == "show" && w.size() == 2 && w[1] == "shm") {
+    out << (node_ != nullptr ? node_->describe() : "no fast-path zone (shm off)\n");
   } else if (cmd == "show") {
-    out << "error: usage: show port|stats [all]|arp|conns|tcp|mem|mp\n";
+    out << "error: usage: show port|stats [all]|arp|conns|tcp|mem|shm|mp\n";
   } else if (cmd == "connect") {
     connect(w, out);
   } else if (cmd == "send") {

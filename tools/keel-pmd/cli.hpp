@@ -13,6 +13,10 @@
 
 #include "engine/engine.hpp"
 
+namespace keel::shm {
+class Node;
+}
+
 namespace keel::pmd {
 
 class Services;
@@ -39,6 +43,8 @@ class Cli {
 
   /// The running services, to name connections in `show conns` (may be null).
   void set_services(const Services* s) { services_ = s; }
+  /// The node's fast-path zone, for `show shm` and the channels in `show conns` (may be null).
+  void set_node(shm::Node* n) { node_ = n; }
 
   /// Executes one command line. Returns false when the user asked to quit.
   /// Unknown commands and bad arguments print one line starting "error:".
@@ -65,6 +71,7 @@ class Cli {
 
   engine::Engine& engine_;
   const Services* services_ = nullptr;
+  shm::Node* node_ = nullptr;
   std::shared_ptr<AsyncOut> async_out_;
   std::shared_ptr<ClientConns> clients_;  // touched only on instance 0's lcore
   std::shared_ptr<BenchClient> idle_;     // `bench idle` connections (instance 0), until closed

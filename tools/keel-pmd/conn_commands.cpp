@@ -13,6 +13,7 @@
 
 #include "cli.hpp"
 #include "services.hpp"
+#include "shm/node.hpp"
 #include "tcp/cc/cc.hpp"
 #include "tcp/tcp_stack.hpp"
 
@@ -174,6 +175,8 @@ void Cli::show_conns(std::ostream& out) {
     });
     out << (ok ? *text : "instance " + std::to_string(i) + ":\n" + not_answering);
   }
+  // Channels belong to the node, not to an instance: they carry no TCP.
+  if (node_ != nullptr) out << "channels (intra-node, shared memory):\n" << node_->describe_channels();
 }
 
 void Cli::show_tcp(std::ostream& out) {

@@ -16,6 +16,7 @@
 #include "loopback.hpp"
 #include "options.hpp"
 #include "services.hpp"
+#include "shm/node.hpp"
 
 namespace {
 
@@ -120,6 +121,12 @@ int main(int argc, char** argv) {
     }
     keel::pmd::Cli cli(**engine);
     cli.set_services(services.get());
+    // The node's fast-path zone: created here when this is the primary, so
+    // that native-API secondaries can open channels to each other.
+    std::string shm_why;
+    keel::shm::Node* node = keel::shm::Node::open(1024, 1024, !(*engine)->secondary(), shm_why);
+    if (node == nullptr) std::cerr << "keel-pmd: " << shm_why << " (channels unavailable)\n";
+    cli.set_node(node);
     bool go_on = true;
     for (const auto& c : opts->commands) {
       if (!(go_on = cli.execute(c, std::cout))) break;
