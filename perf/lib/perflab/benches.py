@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import time
 
@@ -695,6 +696,10 @@ def _shm_case_channel(ctx, res, seconds, shm_bench, port):
                            where, seconds, True)
     finally:
         lab.stop(srv)
+        # The group is gone: its hugepages go back now, not when the lab closes (a later
+        # case may need them).
+        shutil.rmtree(f"/var/run/dpdk/{prefix}", ignore_errors=True)
+        L.remove_hugepage_files(prefix)
 
 
 def _shm_case_memif(ctx, res, seconds, shm_bench):

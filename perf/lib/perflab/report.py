@@ -70,12 +70,17 @@ def write_md(path, doc, plots):
     L.append(f"{'Quick run (a few seconds per benchmark: figures are indicative only)' if doc['quick'] else 'Full run'}"
              f" of `perf/run {' '.join(doc['names'])}`. Machine: {m['cpu']}, {m['cores']} cores, Linux "
              f"{m['kernel']}, DPDK {m['dpdk']}; server on core 1, client on core 0; load average at start "
-             f"{' '.join(m['loadavg_at_start'])}. keel: two keel-pmd processes over net_memif, busy-polling. "
-             "Kernel: kbench (perf/kbench.cpp) between two network namespaces over veth (and over "
-             "127.0.0.1), busy-polling (non-blocking sockets, epoll_wait timeout 0) unless marked "
-             "blocking; iperf3, wrk and nginx as references.")
+             f"{' '.join(m['loadavg_at_start'])}." +
+             ("" if doc["names"] == ["shm"] else
+              " keel: two keel-pmd processes over net_memif, busy-polling. "
+              "Kernel: kbench (perf/kbench.cpp) between two network namespaces over veth (and over "
+              "127.0.0.1), busy-polling (non-blocking sockets, epoll_wait timeout 0) unless marked "
+              "blocking; iperf3, wrk and nginx as references.") +
+             (" shm (the intra-node fast path): keel channels against keel TCP over memif, Linux TCP over "
+              "127.0.0.1, a Unix domain socket pair and memcpy; its cases are described in the Notes."
+              if "shm" in doc["names"] else ""))
     L.append("")
-    L.append("## Headline (keel against the busy-polling kernel over veth)")
+    L.append("## Headline (keel against the busy-polling kernel over veth, unless the figure says otherwise)")
     L.append("")
     L.append("| figure | keel | kernel | unit | ratio | target | met |")
     L.append("|---|---:|---:|---|---:|---|---|")
