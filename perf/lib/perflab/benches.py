@@ -757,15 +757,18 @@ def bench_shm(ctx):
     for tool in (shm_bench, kshm):
         if not os.access(tool, os.X_OK):
             raise BenchFailed(f"{tool} missing (build first)")
-    # Busy-pollers on a shared machine: how much of each core is there for the taking.
-    share = {c: L.cpu_share(c) for c in (L.CLIENT_CORE, L.SERVER_CORE)}
-    ctx.log("  cpu share a busy loop gets: " + ", ".join(f"core {c} {v}" for c, v in share.items()))
-    res.notes.append("shm: share of each core a busy loop got just before: " +
-                     ", ".join(f"core {c} {v}" for c, v in share.items()))
-    if any(v is not None and v < 0.9 for v in share.values()):
-        ctx.log("  WARNING: other work is running on the measured cores: these figures are not the machine's")
-        res.notes.append("shm: WARNING: other work was running on the measured cores (share < 0.9): "
-                         "the figures reflect that load, not the machine")
+    # Busy-pollers on a shared machine: how much of each core is there for the taking,
+    # before and after (a load that comes and goes in between shows in the tails only).
+    def check_share(when):
+        share = {c: L.cpu_share(c) for c in (L.CLIENT_CORE, L.SERVER_CORE)}
+        txt = ", ".join(f"core {c} {v}" for c, v in share.items())
+        ctx.log(f"  cpu share a busy loop gets {when}: {txt}")
+        res.notes.append(f"shm: share of each core a busy loop got {when}: {txt}")
+        if any(v is not None and v < 0.9 for v in share.values()):
+            ctx.log("  WARNING: other work is running on the measured cores: these figures are not the machine's")
+            res.notes.append(f"shm: WARNING: other work was running on the measured cores {when} (share < 0.9): "
+                             "the figures reflect that load, not the machine")
+    check_share("before")
     got, errors = {}, {}
     cases = [("channel", lambda: _shm_case_channel(ctx, res, s, shm_bench, "null")),
              ("memif", lambda: _shm_case_memif(ctx, res, s, shm_bench)),
@@ -792,6 +795,8 @@ def bench_shm(ctx):
     except (BenchFailed, L.LabError) as e:
         errors["memcpy"] = f"memcpy: {e}"
         ctx.log(f"  memcpy: FAILED TO RUN: {e}")
+
+    check_share("after")
 
     def fig(where, kind, key):
         v = got.get(where, {}).get(kind)
