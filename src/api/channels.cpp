@@ -254,15 +254,7 @@ Errc ChannelTable::reset(Slot& s) {
 }
 
 void ChannelTable::check_peers(uint64_t now_ns) {
-  // One /proc look per foreign process per check, however many channels it holds.
-  std::vector<std::pair<shm::Owner, bool>> seen;
-  auto is_alive = [&](const shm::Owner& o) {
-    if (o == shm::self()) return true;
-    for (auto& [who, live] : seen)
-      if (who == o) return live;
-    seen.emplace_back(o, shm::alive(o));
-    return seen.back().second;
-  };
+  shm::AliveCache is_alive;  // one /proc look per foreign process per check
   for (auto& s : slots_) {
     if (s.ch == nullptr) continue;
     // A peer that released its end (closed, then maybe exited) left its data
@@ -376,10 +368,20 @@ Result<Connection> ChannelTable::connect(Endpoint remote, const ConnectOptions& 
 
 // ----- data -----
 
+uint64_t ChannelTable::in_flight(const Slot& s) const {
+  return s.me().sent.load(std::memory_order_relaxed) - s.peer().consumed.load(std::memory_order_acquire);
+}
+
+uint64_t ChannelTable::unread(const Slot& s) const {
+  uint64_t sent = s.peer().sent.load(std::memory_order_acquire);
+  uint64_t gone = s.me().consumed.load(std::memory_order_relaxed) + s.held;
+  return sent > gone ? sent - gone : 0;
+}
+
 uint32_t ChannelTable::space(const Slot& s) const {
-  uint64_t in_flight = s.me().sent.load(std::memory_order_relaxed) - s.peer().consumed.load(std::memory_order_acquire);
+  uint64_t flying = in_flight(s);
   uint32_t budget = s.me().budget;
-  return in_flight >= budget ? 0 : uint32_t(budget - in_flight);
+  return flying >= budget ? 0 : uint32_t(budget - flying);
 }
 
 Result<void> ChannelTable::sendable(Slot& s) {
@@ -392,8 +394,8 @@ Result<void> ChannelTable::sendable(Slot& s) {
 
 bool ChannelTable::can_take(const Slot& s) const {
   if (rte_ring_free_count(s.out()) == 0) return false;
-  uint64_t in_flight = s.me().sent.load(std::memory_order_relaxed) - s.peer().consumed.load(std::memory_order_acquire);
-  return in_flight == 0 || in_flight + s.need <= s.me().budget;
+  uint64_t flying = in_flight(s);
+  return flying == 0 || flying + s.need <= s.me().budget;
 }
 
 void ChannelTable::arm_writable(Slot& s) {
@@ -417,8 +419,8 @@ bool ChannelTable::enqueue(Slot& s, rte_mbuf* m) {
   shm::ChanEnd& me = s.me();
   uint32_t len = m->pkt_len;
   uint64_t sent = me.sent.load(std::memory_order_relaxed);
-  uint64_t in_flight = sent - s.peer().consumed.load(std::memory_order_acquire);
-  if (in_flight != 0 && in_flight + len > me.budget) return false;  // any size goes into an empty channel
+  uint64_t flying = in_flight(s);
+  if (flying != 0 && flying + len > me.budget) return false;  // any size goes into an empty channel
   me.sent.store(sent + len, std::memory_order_release);  // before the mbuf can be consumed
   if (rte_ring_sp_enqueue(s.out(), m) != 0) {
     me.sent.store(sent, std::memory_order_release);  // the ring is full
@@ -568,9 +570,7 @@ Result<size_t> ChannelTable::readable_bytes(uint32_t slot, uint32_t gen) {
   Errc why = Errc::ok;
   Slot* s = resolve(slot, gen, why);
   if (s == nullptr) return fail(why);
-  uint64_t sent = s->peer().sent.load(std::memory_order_acquire);
-  uint64_t gone = s->me().consumed.load(std::memory_order_relaxed) + s->held;
-  return size_t(sent > gone ? sent - gone : 0);
+  return size_t(unread(*s));
 }
 
 Result<size_t> ChannelTable::send_space(uint32_t slot, uint32_t gen) {
@@ -606,8 +606,7 @@ Result<void> ChannelTable::close(uint32_t slot, uint32_t gen, bool abort) {
   Slot* s = resolve(slot, gen, why, false);  // after the closed event: quietly bad_handle
   if (s == nullptr) return fail(why);
   // Unread data makes a close an abort, as in Linux.
-  auto unread = readable_bytes(slot, gen);
-  bool aborting = abort || (unread && *unread != 0);
+  bool aborting = abort || unread(*s) != 0;
   if (aborting && (s->peer().flags.load(std::memory_order_acquire) & shm::endf::released) == 0)
     inst_.counters().inc(engine::Counter::shm_resets);
   s->me().flags.fetch_or(aborting ? shm::endf::aborted : (shm::endf::fin | shm::endf::closed),
@@ -664,10 +663,9 @@ Result<ConnectionInfo> ChannelTable::info(uint32_t slot, uint32_t gen) {
             : s->peer_fin_seen             ? "close-wait"
                                            : "established";
   i.cc = "none";
-  uint64_t sent = s->me().sent.load(std::memory_order_relaxed);
   uint64_t acked = s->peer().consumed.load(std::memory_order_acquire);
-  i.send_queued = uint32_t(sent - acked);
-  i.receive_queued = uint32_t(*readable_bytes(slot, gen));
+  i.send_queued = uint32_t(in_flight(*s));
+  i.receive_queued = uint32_t(unread(*s));
   i.receive_held = s->held;
   i.bytes_acked = acked;
   i.bytes_received = s->peer().sent.load(std::memory_order_acquire);

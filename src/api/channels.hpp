@@ -153,6 +153,10 @@ class ChannelTable {
   void arm_writable(Slot& s);
   /// The peer reset the channel: closed(connection_reset).
   Errc reset(Slot& s);
+  /// Bytes this end sent that the peer has not released yet (the budget's use).
+  uint64_t in_flight(const Slot& s) const;
+  /// Bytes the peer sent that this end has neither read nor handed out.
+  uint64_t unread(const Slot& s) const;
   uint32_t space(const Slot& s) const;
   void check_peers(uint64_t now_ns);
   bool is_our_address(uint32_t addr) const;

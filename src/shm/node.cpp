@@ -11,7 +11,6 @@
 #include <cstring>
 #include <mutex>
 #include <sstream>
-#include <vector>
 
 #include "engine/mbuf_util.hpp"
 #include "engine/multiprocess.hpp"
@@ -169,14 +168,7 @@ bool Node::lookup(uint32_t addr, uint16_t port, uint32_t pick, ListenEntry& out)
 }
 
 unsigned Node::sweep() {
-  // One /proc look per process, however many entries it has.
-  std::vector<std::pair<Owner, bool>> seen;
-  auto is_alive = [&](const Owner& o) {
-    for (auto& [who, live] : seen)
-      if (who == o) return live;
-    seen.emplace_back(o, alive(o));
-    return seen.back().second;
-  };
+  AliveCache is_alive;
   Locked l(z_->lock);
   unsigned gone = 0;
   for (auto& d : z_->dir)
@@ -216,8 +208,6 @@ Channel* Node::alloc_channel() {
   return nullptr;
 }
 
-void Node::free_chain(rte_mbuf* m) { engine::free_segments(m); }
-
 void Node::drain(rte_ring* r) {
   void* m[64];
   while (unsigned n = rte_ring_sc_dequeue_burst(r, m, 64, nullptr))
@@ -228,12 +218,13 @@ void Node::release(Channel& c, unsigned side) {
   ChanEnd& e = c.end[side];
   if (e.flags.fetch_or(endf::released, std::memory_order_acq_rel) & endf::released) return;
   // Its pending chain is its own to free; what it left in the rings goes with the channel.
-  free_chain(e.pending.exchange(nullptr, std::memory_order_acq_rel));
+  engine::free_segments(e.pending.exchange(nullptr, std::memory_order_acq_rel));
   if (c.released.fetch_add(1, std::memory_order_acq_rel) + 1 < 2) return;
   // Both ends are done: nobody else touches the rings now.
   drain(c.rings[0]);
   drain(c.rings[1]);
-  for (auto& end : c.end) free_chain(end.pending.exchange(nullptr, std::memory_order_acq_rel));
+  // Pending chains' heads may not describe them (read() consumes segment by segment).
+  for (auto& end : c.end) engine::free_segments(end.pending.exchange(nullptr, std::memory_order_acq_rel));
   rte_ring_reset(c.rings[0]);
   rte_ring_reset(c.rings[1]);
   c.phase.store(phase_free, std::memory_order_release);

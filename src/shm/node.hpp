@@ -32,6 +32,8 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 struct rte_ring;
 struct rte_mbuf;
@@ -55,6 +57,21 @@ struct Owner {
 Owner self();
 /// Whether `o` is this process or a live one (not gone, not a zombie, not a newer PID holder).
 bool alive(const Owner& o);
+
+/// alive() for one sweep over many entries: one /proc look per process,
+/// however many entries it owns.
+class AliveCache {
+ public:
+  bool operator()(const Owner& o) {
+    for (auto& [who, live] : seen_)
+      if (who == o) return live;
+    seen_.emplace_back(o, alive(o));
+    return seen_.back().second;
+  }
+
+ private:
+  std::vector<std::pair<Owner, bool>> seen_;
+};
 
 /// A directory entry: one address:port a listener serves (a listener on any
 /// address has one entry per address of its instance, and one for 127.0.0.1).
@@ -191,8 +208,6 @@ class Node {
 
  private:
   explicit Node(Zone* z) : z_(z) {}
-  /// Frees a chain whose head may not describe it (pending chains, ring entries).
-  static void free_chain(rte_mbuf* m);
   void drain(rte_ring* r);
   Zone* z_;
 };

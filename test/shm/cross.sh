@@ -147,6 +147,17 @@ pool_in_use() {
 shm_listed() { grep -c "^listen [0-9.]*:$1 " <<<"$LAB_REPLY"; }
 open_channels() { sed -n 's/^\([0-9]*\) channels* open of.*/\1/p' <<<"$LAB_REPLY" | tail -n1; }
 ledger_mbufs() { "$PEER" ledger "$1" | sed -n 's/.* held \(-*[0-9]*\) mbufs.*/\1/p'; }
+# pool_after_kill WHO LEDGER BASE MID: after a kill -9, the pool must be back at BASE plus
+# what the dead WHO held itself (its LEDGER); sets POOL_TEXT for the summary.
+pool_after_kill() {
+	local who=$1 ledger=$2 base=$3 mid=$4 after held
+	after=$(pool_in_use)
+	held=$(ledger_mbufs "$ledger")
+	POOL_TEXT="before the stream $base, mid-stream $mid, after $after; the dead $who held $held mbufs privately"
+	lab_say "pool in use: $POOL_TEXT"
+	lab_check "pool back at its baseline plus what the dead $who held itself ($base + $held = $after)" \
+		[ "$after" = $((base + held)) ]
+}
 at_ms() { sed -n "s/.*$2.* at_ms=\([0-9]*\).*/\1/p" "$TMP/$1.out" | head -n1; }
 
 # pmd_quit: lab_pmd_quit with more patience (an EAL primary's exit can take long on a
@@ -219,12 +230,8 @@ lab_check "the sink saw connection_reset ${SND_DETECT} ms after the kill (< 2000
 sleep 1.2   # the primary's takeover of the dead instance (its report follows 1 s later)
 lab_cmd "show shm"
 lab_check "the channel is freed" [ "$(open_channels)" = 0 ]
-after=$(pool_in_use)
-held=$(ledger_mbufs "$TMP/snd.ledger")
-SND_POOL="before the stream $base, mid-stream $mid, after $after; the dead sender held $held mbufs privately"
-lab_say "pool in use: $SND_POOL"
-lab_check "pool back at its baseline plus what the dead sender held itself ($base + $held = $after)" \
-	[ "$after" = $((base + held)) ]
+pool_after_kill sender "$TMP/snd.ledger" "$base" "$mid"
+SND_POOL=$POOL_TEXT
 
 # ---- c (1): a listener's close removes its entries; connects then are refused ----
 kill -USR1 "${PIDS[srv1]}"
@@ -286,12 +293,8 @@ lab_check "rcv's entries and endpoint were swept ${SWEEP_MS} ms after its death 
 	[ "$(shm_listed 7200)" = 0 ] && [ "$SWEEP_MS" -lt 2000 ]
 lab_check "no channel left open" [ "$(open_channels)" = 0 ]
 sleep 1.2
-after2=$(pool_in_use)
-held2=$(ledger_mbufs "$TMP/rcv.ledger")
-RCV_POOL="before the stream $base2, mid-stream $mid2, after $after2; the dead receiver held $held2 mbufs privately"
-lab_say "pool in use: $RCV_POOL"
-lab_check "pool back at its baseline plus what the dead receiver held itself ($base2 + $held2 = $after2)" \
-	[ "$after2" = $((base2 + held2)) ]
+pool_after_kill receiver "$TMP/rcv.ledger" "$base2" "$mid2"
+RCV_POOL=$POOL_TEXT
 touch "$TMP/go2"
 peer_finish snd2 30
 lab_check "connects to the dead process's port are refused at once (its address and 127.0.0.1)" \
