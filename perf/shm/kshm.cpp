@@ -540,10 +540,12 @@ int run_pingpong(const Options& o) {
   }
   done = true;
   echo.join();
-  std::printf("bench pingpong: seconds=%s transactions=%llu tps=%s p50_us=%s p99_us=%s p999_us=%s max_us=%s %s\n",
+  std::printf("bench pingpong: seconds=%s transactions=%llu tps=%s p50_us=%s p99_us=%s p999_us=%s max_us=%s "
+              "mean_us=%s %s\n",
               fixed(o.seconds, 2).c_str(), (unsigned long long)transactions,
               fixed(double(transactions) / o.seconds, 1).c_str(), us(all.quantile(0.5)).c_str(),
               us(all.quantile(0.99)).c_str(), us(all.quantile(0.999)).c_str(), us(all.max()).c_str(),
+              fixed(all.mean() / 1e3, 2).c_str(),
               stuck ? "FAILED (no answer for 10 s)" : g_stop ? "FAILED (interrupted)" : "ok");
   return stuck || g_stop ? 1 : 0;
 }
