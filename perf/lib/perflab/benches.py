@@ -610,7 +610,9 @@ def bench_cost(ctx):
 
 # ===== shm: the intra-node fast path (issue 5) =====
 
-SHM_PORT = 5600                              # echo (rr); SHM_PORT + 1: the checking sink (bulk)
+# echo (rr); SHM_PORT + 1: the checking sink (bulk). Below the lab's ephemeral range
+# (1024-65000): after crr over 127.0.0.1, TIME-WAIT client ports there would block the bind.
+SHM_PORT = 560
 SHM_GROUP_IP = "198.18.74.2"                 # the group's port address (primary and secondary)
 SHM_TAP_KERNEL_IP = "198.18.74.1"            # the kernel's end of the tap (channel_tap)
 
