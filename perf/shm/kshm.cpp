@@ -9,6 +9,7 @@
 //   kshm client rr|bulk|rr,bulk tcp ADDR PORT [--size N] [--chunk N] [--seconds S]
 //   kshm client rr|bulk|rr,bulk unix DIR      [--size N] [--chunk N] [--seconds S]
 //   kshm memcpy [--block N] [--buffer N] [--seconds S]
+//   kshm pingpong [--seconds S]       (needs cores 0 and 1: taskset -c 0,1)
 //
 // TCP: TCP_NODELAY on both ends. Unix: AF_UNIX SOCK_STREAM between two processes.
 // rr: SIZE (64) bytes out, the same SIZE back, one outstanding; latency from the
@@ -20,14 +21,22 @@
 // last-level cache, 64 MiB..1 GiB: cache-cold), for SECONDS; also the same
 // block copied again and again within the cache (warm_gb_per_s):
 //   bench memcpy: block=1048576 buffer_mib=N llc_mib=N seconds=S gb_per_s=X warm_gb_per_s=Y check=N ok
+// pingpong: the floor of any shared-memory request/response between the two cores: a
+// thread on core 0 writes a counter in one cache line, a thread on core 1 spins until it
+// sees it and answers in another line; one round trip moves both lines across and back.
+// The same summary as rr (round trips/s, p50/p99 of the round trip):
+//   bench pingpong: seconds=S transactions=N tps=X p50_us=.. p99_us=.. p999_us=.. max_us=.. ok
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -35,6 +44,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "shm_common.hpp"
@@ -49,7 +59,8 @@ void on_signal(int) { g_stop = 1; }
 constexpr const char* usage_text =
     "usage: kshm server tcp ADDR PORT | server unix DIR\n"
     "       kshm client rr|bulk|rr,bulk tcp ADDR PORT | unix DIR [--size N] [--chunk N] [--seconds S]\n"
-    "       kshm memcpy [--block N] [--buffer N] [--seconds S]\n";
+    "       kshm memcpy [--block N] [--buffer N] [--seconds S]\n"
+    "       kshm pingpong [--seconds S]   (threads on cores 0 and 1)\n";
 
 [[noreturn]] void die_usage(const std::string& why) {
   std::fprintf(stderr, "kshm: %s\n%s", why.c_str(), usage_text);
@@ -61,7 +72,7 @@ constexpr const char* usage_text =
 }
 
 struct Options {
-  enum class Role { server, client, memcpy } role = Role::client;
+  enum class Role { server, client, memcpy, pingpong } role = Role::client;
   bool unix_ = false;
   std::string addr, dir;
   uint16_t port = 0;
@@ -79,10 +90,10 @@ Options parse(int argc, char** argv) {
       std::exit(0);
     }
   Options o;
-  if (a.empty()) die_usage("needs a role: server, client or memcpy");
+  if (a.empty()) die_usage("needs a role: server, client, memcpy or pingpong");
   size_t i = 0;
-  if (a[0] == "memcpy") {
-    o.role = Options::Role::memcpy;
+  if (a[0] == "memcpy" || a[0] == "pingpong") {
+    o.role = a[0] == "memcpy" ? Options::Role::memcpy : Options::Role::pingpong;
     i = 1;
   } else {
     if (a[0] == "server") {
@@ -126,13 +137,14 @@ Options parse(int argc, char** argv) {
     };
     uint64_t v = 0;
     bool client = o.role == Options::Role::client, mem = o.role == Options::Role::memcpy;
+    bool pp = o.role == Options::Role::pingpong;
     if (k == "--size" && client) {
       if (!parse_size(value(), v, 1, 1 << 20)) die_usage("--size needs 1..1M");
       o.size = size_t(v);
     } else if (k == "--chunk" && client) {
       if (!parse_size(value(), v, 1, 16 << 20)) die_usage("--chunk needs 1..16M");
       o.chunk = size_t(v);
-    } else if (k == "--seconds" && (client || mem)) {
+    } else if (k == "--seconds" && (client || mem || pp)) {
       if (!parse_seconds(value(), o.seconds)) die_usage("--seconds needs 0 < S <= 86400");
     } else if (k == "--block" && mem) {
       if (!parse_size(value(), v, 64, 1 << 30)) die_usage("--block needs 64..1G");
@@ -472,6 +484,72 @@ int run_memcpy(const Options& o) {
   return g_stop ? 1 : 0;
 }
 
+// ===== pingpong =====
+
+struct alignas(64) Line {
+  std::atomic<uint64_t> v{0};
+};
+
+bool pin(int core) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(core, &set);
+  return pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0;
+}
+
+int run_pingpong(const Options& o) {
+  static Line ping, pong;
+  static std::atomic<bool> done{false};
+  if (!pin(0)) die_sys("pin to core 0 (run under taskset -c 0,1)");
+  std::thread echo([] {
+    if (!pin(1)) {
+      std::fprintf(stderr, "kshm: pin to core 1: %s\n", std::strerror(errno));
+      std::exit(1);
+    }
+    uint64_t seen = 0;
+    while (!done.load(std::memory_order_relaxed)) {
+      uint64_t v = ping.v.load(std::memory_order_acquire);
+      if (v != seen) {
+        seen = v;
+        pong.v.store(v, std::memory_order_release);
+      }
+    }
+  });
+  LatencyHistogram all;
+  RrTable table;
+  uint64_t transactions = 0, i = 0;
+  Phases ph(o.seconds, mono_ns());
+  bool stuck = false;
+  for (;;) {
+    uint64_t t0 = mono_ns();
+    if (t0 >= ph.end || g_stop) break;
+    table.maybe_print(ph, t0);
+    ping.v.store(++i, std::memory_order_release);
+    while (pong.v.load(std::memory_order_acquire) != i)
+      if (g_stop || mono_ns() - t0 > 10'000'000'000ull) {
+        stuck = true;
+        break;
+      }
+    if (stuck) break;
+    uint64_t t1 = mono_ns();
+    if (ph.measuring(t1)) {
+      all.record(t1 - t0);
+      ++transactions;
+    }
+    table.record(t1 - t0);
+  }
+  done = true;
+  echo.join();
+  std::printf("bench pingpong: seconds=%s transactions=%llu tps=%s p50_us=%s p99_us=%s p999_us=%s max_us=%s "
+              "mean_us=%s %s\n",
+              fixed(o.seconds, 2).c_str(), (unsigned long long)transactions,
+              fixed(double(transactions) / o.seconds, 1).c_str(), us(all.quantile(0.5)).c_str(),
+              us(all.quantile(0.99)).c_str(), us(all.quantile(0.999)).c_str(), us(all.max()).c_str(),
+              fixed(all.mean() / 1e3, 2).c_str(),
+              stuck ? "FAILED (no answer for 10 s)" : g_stop ? "FAILED (interrupted)" : "ok");
+  return stuck || g_stop ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -481,6 +559,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   setvbuf(stdout, nullptr, _IOLBF, 0);
   if (o.role == Options::Role::memcpy) return run_memcpy(o);
+  if (o.role == Options::Role::pingpong) return run_pingpong(o);
   Pattern pat(std::max<size_t>(std::max(o.chunk, o.size), 256 * 1024));
   if (o.role == Options::Role::server) return run_server(o, pat);
   int rc = 0;

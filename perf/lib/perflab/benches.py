@@ -798,6 +798,19 @@ def bench_shm(ctx):
         errors["memcpy"] = f"memcpy: {e}"
         ctx.log(f"  memcpy: FAILED TO RUN: {e}")
 
+    # The floor of any shared-memory request/response between the two cores: one cache line
+    # each way (kshm pingpong: a thread on core 0, one on core 1).
+    floor = None
+    try:
+        cores = f"{L.CLIENT_CORE},{L.SERVER_CORE}"
+        rc, lines = lab.run("kshm pingpong", lab.ns_lo, cores, [kshm, "pingpong", "--seconds", str(s)],
+                            timeout=s * 2 + 60, echo=ctx.echo())
+        kv, verdict, line = parse_summary(lines, "pingpong")
+        ctx.log(f"  pingpong cores {cores}          {line}")
+        floor = res.add_run("memory", "cores", "busy", "pingpong", {}, kv, verdict, line, lines)
+    except (BenchFailed, L.LabError) as e:
+        errors["pingpong"] = f"pingpong: {e}"
+        ctx.log(f"  pingpong: FAILED TO RUN: {e}")
     check_share("after")
 
     def fig(where, kind, key):
@@ -812,6 +825,9 @@ def bench_shm(ctx):
              "channel vs keel TCP over net_memif (the 'kernel' column is keel TCP)")
     res.line("shm_rr_lo", fig("channel", "rr", "tps"), fig("lo", "rr", "tps"), "tps", True,
              "channel vs Linux TCP over 127.0.0.1")
+    res.line("shm_rr_floor", fig("channel", "rr", "tps"), floor.get("tps") if floor else None, "tps", True,
+             "channel vs a cache line bounced between the two cores (kshm pingpong: the floor; "
+             "the 'kernel' column is that floor)")
     res.line("shm_bulk_memcpy", fig("channel", "bulk", "gb_per_s"), memcpy_gbs, "GB/s", True,
              "channel bulk vs memcpy bandwidth (1 MiB blocks, cache-cold; the 'kernel' column is memcpy)")
     res.line("shm_bulk_memif", fig("channel", "bulk", "gb_per_s"), fig("memif", "bulk", "gb_per_s"), "GB/s", True,
@@ -843,7 +859,9 @@ def bench_shm(ctx):
                      "(keel: Stack::alloc Buffers filled in place and sent zero-copy; kernel: send() of the "
                      "pattern), the server checks every byte; GB/s = bytes sent after the warm-up / time until the "
                      "server reported it had them all (10^9 bytes/s). memcpy: 1 MiB blocks through source and "
-                     "destination buffers of 2x the LLC (cache-cold), core 0.")
+                     "destination buffers of 2x the LLC (cache-cold), core 0. pingpong: two threads (cores 0 and 1) "
+                     "bouncing a counter through two cache lines: the round trip no shared-memory channel "
+                     "between these cores can beat.")
     if errors:
         res.notes.extend(f"shm: did not run: {v.splitlines()[0][:300]}" for v in errors.values())
         raise BenchFailed("; ".join(v.splitlines()[0][:200] for v in errors.values()), result=res)
