@@ -49,16 +49,12 @@ void PortQueue::set_faults(const FaultConfig* rx, const FaultConfig* tx) {
 
 uint16_t PortQueue::rx(rte_mbuf** pkts, uint16_t n, uint64_t now_ns) {
   if (tx_handoff_ != nullptr) return 0;  // the queue is another instance's: receive nothing
-  if (!rx_fault_) {
-    unmap_guard::Burst b(guard_);
-    return rte_eth_rx_burst(port_id_, queue_id_, pkts, n);
-  }
+  if (!rx_fault_)
+    return unmap_guard::marked(guard_, [&] { return rte_eth_rx_burst(port_id_, queue_id_, pkts, n); });
   rte_mbuf* raw[burst];
-  uint16_t got;
-  {
-    unmap_guard::Burst b(guard_);
-    got = rte_eth_rx_burst(port_id_, queue_id_, raw, std::min<uint16_t>(n, burst));
-  }
+  const uint16_t want = std::min<uint16_t>(n, burst);
+  uint16_t got =
+      unmap_guard::marked(guard_, [&] { return rte_eth_rx_burst(port_id_, queue_id_, raw, want); });
   uint16_t out = rx_fault_->process(raw, got, pkts, n, now_ns);
   if (out < n) out += rx_fault_->drain(pkts + out, uint16_t(n - out), now_ns);
   return out;
@@ -104,11 +100,8 @@ uint16_t PortQueue::burst_out(rte_mbuf** pkts, uint16_t n) {
   }
   uint64_t bytes = 0;
   for (uint16_t i = 0; i < n; ++i) bytes += pkts[i]->pkt_len;
-  uint16_t sent;
-  {
-    unmap_guard::Burst b(guard_);
-    sent = rte_eth_tx_burst(port_id_, queue_id_, pkts, n);
-  }
+  uint16_t sent =
+      unmap_guard::marked(guard_, [&] { return rte_eth_tx_burst(port_id_, queue_id_, pkts, n); });
   for (uint16_t i = sent; i < n; ++i) bytes -= pkts[i]->pkt_len;
   counters_->inc(Counter::tx_packets, sent);
   counters_->inc(Counter::tx_bytes, bytes);

@@ -48,7 +48,19 @@ void release(Slot* s);
 /// EAL's interrupt thread). For tests.
 void wait_for_bursts();
 
-/// Marks one burst on `s` (nullptr: an unguarded queue).
+/// Runs `burst` (an rx/tx_burst call) marked on `s`; nullptr: an unguarded queue, one
+/// test and the call.
+template <class F>
+inline auto marked(Slot* s, F&& burst) {
+  if (s == nullptr) [[likely]]
+    return burst();
+  s->enter();
+  auto n = burst();
+  s->leave();
+  return n;
+}
+
+/// Marks one burst on `s` for a scope (nullptr: an unguarded queue).
 class Burst {
  public:
   explicit Burst(Slot* s) : s_(s) {
