@@ -14,9 +14,14 @@ namespace keel::drivers {
 using engine::Counter;
 
 PortQueue::PortQueue(uint16_t port_id, uint16_t queue_id, engine::Counters& counters)
-    : port_id_(port_id), queue_id_(queue_id), counters_(&counters) {}
+    : port_id_(port_id), queue_id_(queue_id), counters_(&counters) {
+  if (unmap_guard::needed(port_id)) guard_ = unmap_guard::acquire();
+}
 
-PortQueue::~PortQueue() { discard(); }
+PortQueue::~PortQueue() {
+  discard();
+  unmap_guard::release(guard_);
+}
 
 PortQueue::PortQueue(PortQueue&& o) noexcept
     : port_id_(o.port_id_),
@@ -30,9 +35,11 @@ PortQueue::PortQueue(PortQueue&& o) noexcept
       rx_fault_(std::move(o.rx_fault_)),
       tx_fault_(std::move(o.tx_fault_)),
       tx_handoff_(o.tx_handoff_),
-      tx_inbox_(o.tx_inbox_) {
+      tx_inbox_(o.tx_inbox_),
+      guard_(o.guard_) {
   o.tx_len_ = 0;
   o.bl_len_ = 0;
+  o.guard_ = nullptr;
 }
 
 void PortQueue::set_faults(const FaultConfig* rx, const FaultConfig* tx) {
@@ -42,12 +49,12 @@ void PortQueue::set_faults(const FaultConfig* rx, const FaultConfig* tx) {
 
 uint16_t PortQueue::rx(rte_mbuf** pkts, uint16_t n, uint64_t now_ns) {
   if (tx_handoff_ != nullptr) return 0;  // the queue is another instance's: receive nothing
-  if (!rx_fault_) {
-    uint16_t got = rte_eth_rx_burst(port_id_, queue_id_, pkts, n);
-    return got;
-  }
+  if (!rx_fault_)
+    return unmap_guard::marked(guard_, [&] { return rte_eth_rx_burst(port_id_, queue_id_, pkts, n); });
   rte_mbuf* raw[burst];
-  uint16_t got = rte_eth_rx_burst(port_id_, queue_id_, raw, std::min<uint16_t>(n, burst));
+  const uint16_t want = std::min<uint16_t>(n, burst);
+  uint16_t got =
+      unmap_guard::marked(guard_, [&] { return rte_eth_rx_burst(port_id_, queue_id_, raw, want); });
   uint16_t out = rx_fault_->process(raw, got, pkts, n, now_ns);
   if (out < n) out += rx_fault_->drain(pkts + out, uint16_t(n - out), now_ns);
   return out;
@@ -93,7 +100,8 @@ uint16_t PortQueue::burst_out(rte_mbuf** pkts, uint16_t n) {
   }
   uint64_t bytes = 0;
   for (uint16_t i = 0; i < n; ++i) bytes += pkts[i]->pkt_len;
-  uint16_t sent = rte_eth_tx_burst(port_id_, queue_id_, pkts, n);
+  uint16_t sent =
+      unmap_guard::marked(guard_, [&] { return rte_eth_tx_burst(port_id_, queue_id_, pkts, n); });
   for (uint16_t i = sent; i < n; ++i) bytes -= pkts[i]->pkt_len;
   counters_->inc(Counter::tx_packets, sent);
   counters_->inc(Counter::tx_bytes, bytes);

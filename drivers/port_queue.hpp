@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "drivers/unmap_guard.hpp"
 #include "engine/counters.hpp"
 
 struct rte_mbuf;
@@ -40,6 +41,7 @@ class PortQueue {
   ~PortQueue();
   PortQueue(PortQueue&&) noexcept;
   PortQueue(const PortQueue&) = delete;
+  PortQueue& operator=(const PortQueue&) = delete;
 
   /// Installs fault injection on receive and/or transmit (nullptr cfg: none).
   void set_faults(const FaultConfig* rx, const FaultConfig* tx);
@@ -93,6 +95,9 @@ class PortQueue {
   std::unique_ptr<FaultInjector> tx_fault_;
   rte_ring* tx_handoff_ = nullptr;  // not owned
   rte_ring* tx_inbox_ = nullptr;    // not owned
+  /// Marks this queue's bursts on a port whose control path unmaps queue memory while
+  /// it runs (net_memif: see unmap_guard.hpp); nullptr on other ports.
+  unmap_guard::Slot* guard_ = nullptr;
 };
 
 }  // namespace keel::drivers

@@ -8,6 +8,8 @@
 # `bench idle` opens connections the server's `show mem` counts, `bench idle close` ends
 # them. Afterwards the server has no connection and no mbuf left. Both quit at once, and
 # three more pairs on big rings quit at once after a burst of traffic: exit status 0 each.
+# Then one end of a pair quits alone while the other runs a bench to it, once each way:
+# the survivor runs on (link down) and quits with 0.
 #   test/twostack/bench.sh path/to/keel-pmd
 set -uo pipefail
 # shellcheck source=twostack.sh
@@ -112,5 +114,42 @@ for i in 1 2 3; do
 	TS_QUIET=1 ts_cmd cli$i "bench rr $SRV_IP 7 64 2000 0.2" 60
 	ts_check "quit round $i: bench rr ok" match rr "errors=0 ok$"
 	quit_both srv$i cli$i
+done
+
+# One end quits alone while the other's poll loop is busy with a bench to it (both serve
+# echo). The survivor's interrupt thread handles the disconnect, where net_memif unmaps
+# the shared regions its rx/tx bursts are reading (a survivor crashed in a burst now and
+# then); it must keep running, show its link down, and quit with 0. Once each way.
+# lone_quit QUITTER SURVIVOR ADDR: ADDR is the quitter's.
+lone_quit() {
+	local q=$1 k=$2 addr=$3 before t0 rc
+	before=$(ts_prompts "$k")
+	printf 'bench rr %s 7 64 200 1\n' "$addr" >&"${TS_FD[$k]}"
+	sleep 0.5
+	ts_quit "$q"
+	t0=$(ts_now_ms)
+	while ts_alive "$k" && [ "$(ts_prompts "$k")" -le "$before" ] && [ $(($(ts_now_ms) - t0)) -lt 30000 ]; do
+		sleep 0.05
+	done
+	if ! ts_alive "$k"; then
+		wait "${TS_PID[$k]}"
+		rc=$?
+		TS_PID[$k]=""
+		ts_check "$k runs on after its peer quit (it exited with status $rc)" false
+		return
+	fi
+	ts_check "$k runs on after its peer quit" true
+	ts_cmd "$k" "show port"
+	ts_check "$k: its link is down" grep -q '^  link down' <<<"$TS_REPLY"
+	ts_quit "$k"
+}
+for way in cli srv; do
+	sock="$TS_DIR/memif-lone-$way.sock"
+	TS_QUIET=1 ts_start srv-$way -l 1 "${eal[@]}" --file-prefix "$(ts_prefix srv-$way)" \
+		--vdev "$(memif server),rsize=14" -- --addr "$SRV_IP/24" --busy-poll --serve echo
+	TS_QUIET=1 ts_start cli-$way -l 0 "${eal[@]}" --file-prefix "$(ts_prefix cli-$way)" \
+		--vdev "$(memif client),rsize=14" -- --addr "$CLI_IP/24" --busy-poll --serve echo
+	TS_QUIET=1 ts_cmd cli-$way "ping $SRV_IP 3 10" 30
+	if [ $way = cli ]; then lone_quit cli-$way srv-$way "$CLI_IP"; else lone_quit srv-$way cli-$way "$SRV_IP"; fi
 done
 ts_end
