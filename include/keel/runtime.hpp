@@ -23,6 +23,13 @@
 
 namespace keel {
 
+class Runtime;
+namespace detail {
+class StackCore;
+/// For keel's own layers (the LD_PRELOAD shim): instance i's core.
+StackCore* runtime_core(Runtime& rt, size_t i);
+}  // namespace detail
+
 class Runtime {
  public:
   /// Initialises EAL with cfg.eal_args (unless it is already), starts the
@@ -51,6 +58,7 @@ class Runtime {
   struct Impl;
 
  private:
+  friend detail::StackCore* detail::runtime_core(Runtime& rt, size_t i);
   explicit Runtime(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -135,6 +135,10 @@ class Connection {
   Result<void> set_nodelay(bool on) const;
   /// TCP keepalive with the stack's idle/interval/count settings.
   Result<void> set_keepalive(bool on) const;
+  /// This connection's keepalive timing (like TCP_KEEPIDLE, TCP_KEEPINTVL,
+  /// TCP_KEEPCNT): a 0 keeps the stack's setting for that field.
+  /// invalid_argument beyond the config's ranges (32767000 ms, 127 probes).
+  Result<void> set_keepalive_timing(uint32_t idle_ms, uint32_t interval_ms, uint8_t count) const;
   /// "cubic" or "newreno"; invalid_argument for another name.
   Result<void> set_congestion_control(std::string_view name) const;
   /// Send buffer limit in bytes (at least 1 MSS's worth is enforced).

@@ -137,6 +137,18 @@ Result<void> Connection::set_keepalive(bool on) const {
   return {};
 }
 
+Result<void> Connection::set_keepalive_timing(uint32_t idle_ms, uint32_t interval_ms, uint8_t count) const {
+  KEEL_CHANNEL(check(slot_, gen_));
+  KEEL_RESOLVE(c);
+  if (idle_ms > 32'767'000 || interval_ms > 32'767'000 || count > 127) return fail(Errc::invalid_argument);
+  c->keepalive_idle_ns = uint64_t(idle_ms) * 1'000'000;
+  c->keepalive_interval_ns = uint64_t(interval_ms) * 1'000'000;
+  c->keepalive_count = count;
+  // An armed timer keeps its old deadline; re-arming picks the new idle time up.
+  if (c->keepalive) core_->tcp().set_keepalive(*c, true);
+  return {};
+}
+
 Result<void> Connection::set_congestion_control(std::string_view name) const {
   if (detail::ChannelTable::is_channel(slot_) && tcp::cc::find(name) == nullptr) return fail(Errc::invalid_argument);
   KEEL_CHANNEL(check(slot_, gen_));

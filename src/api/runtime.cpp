@@ -160,6 +160,10 @@ Result<void, std::string> Runtime::run(std::function<void(Stack&)> main) {
 
 void Runtime::stop() { impl_->engine->request_stop(); }
 
+detail::StackCore* detail::runtime_core(Runtime& rt, size_t i) {
+  return i < rt.impl_->cores.size() ? rt.impl_->cores[i].get() : nullptr;
+}
+
 size_t Runtime::instances() const { return impl_->cores.size(); }
 
 std::string Runtime::stats() const {

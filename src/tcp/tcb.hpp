@@ -188,6 +188,9 @@ struct Tcb {
   bool peer_close_told = false;
   uint8_t delack_segs = 0;      ///< full segments received since the last ACK
   uint8_t keepalive_probes = 0;
+  /// Per-connection keepalive timing (TCP_KEEPIDLE/INTVL/CNT); 0: the stack's.
+  uint64_t keepalive_idle_ns = 0, keepalive_interval_ns = 0;
+  uint8_t keepalive_count = 0;
   uint8_t syn_retries = 0;
   bool keepalive = false;
   bool cookie = false;          ///< built from a SYN cookie (no SYN queue slot)

@@ -179,7 +179,7 @@ void TcpStack::input_listen(Listener& l, const TcpSegment& seg, rte_mbuf* m,
       rte_pktmbuf_free(m);
       return;
     }
-    if (c->keepalive) inst_.timers().schedule(c->keepalive_timer, now_ns + cfg_.keepalive_idle_ns);
+    if (c->keepalive) inst_.timers().schedule(c->keepalive_timer, now_ns + keepalive_idle(*c));
     if (len > 0 || seg.has(flag::fin)) return input_synchronized(*c, seg, m, len, now_ns);
     rte_pktmbuf_free(m);
     return;
@@ -291,7 +291,7 @@ void TcpStack::input_syn_sent(Tcb& c, const TcpSegment& seg, rte_mbuf* m, uint64
     inst_.timers().cancel(c.keepalive_timer);  // connect()'s timeout, if it had one
     c.ack_now = true;
     if (c.handler) c.handler->on_connected(c);
-    if (c.keepalive) inst_.timers().schedule(c.keepalive_timer, now_ns + cfg_.keepalive_idle_ns);
+    if (c.keepalive) inst_.timers().schedule(c.keepalive_timer, now_ns + keepalive_idle(c));
     if (alive(c, gen)) output(c, now_ns);  // the handler may have closed it
     return;
   }
@@ -497,7 +497,7 @@ void TcpStack::input_synchronized(Tcb& c, const TcpSegment& seg_in, rte_mbuf* m,
       c.handler->on_connected(c);  // simultaneous open completed
       if (!alive(c, gen)) return discard();
     }
-    if (c.keepalive) inst_.timers().schedule(c.keepalive_timer, now_ns + cfg_.keepalive_idle_ns);
+    if (c.keepalive) inst_.timers().schedule(c.keepalive_timer, now_ns + keepalive_idle(c));
   }
   // RFC 5961 5.2: the ACK must lie in [SND.UNA - MAX.SND.WND, SND.NXT].
   if (seq_gt(seg.ack, c.snd.max)) {

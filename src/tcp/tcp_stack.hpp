@@ -129,6 +129,12 @@ class TcpStack final : public engine::L4Handler {
   void set_nodelay(Tcb& c, bool on);
   void set_cc(Tcb& c, const cc::Algorithm& a);
   void set_keepalive(Tcb& c, bool on);
+  /// The connection's keepalive timing, falling back to the stack's for 0 fields.
+  uint64_t keepalive_idle(const Tcb& c) const { return c.keepalive_idle_ns ? c.keepalive_idle_ns : cfg_.keepalive_idle_ns; }
+  uint64_t keepalive_interval(const Tcb& c) const {
+    return c.keepalive_interval_ns ? c.keepalive_interval_ns : cfg_.keepalive_interval_ns;
+  }
+  uint8_t keepalive_count(const Tcb& c) const { return c.keepalive_count ? c.keepalive_count : cfg_.keepalive_count; }
   /// Makes the stack call on_writable when send space opens.
   void want_writable(Tcb& c) { c.want_writable = true; }
 

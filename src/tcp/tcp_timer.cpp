@@ -138,11 +138,11 @@ void TcpStack::keepalive_fired(engine::Timer& t, void* ctx, uint64_t now_ns) {
   }
   if (!c.keepalive || !c.synchronized()) return;
   uint64_t idle = now_ns - c.last_recv_ns;
-  if (idle < s.cfg_.keepalive_idle_ns && c.keepalive_probes == 0) {
-    s.inst_.timers().schedule(t, c.last_recv_ns + s.cfg_.keepalive_idle_ns);
+  if (idle < s.keepalive_idle(c) && c.keepalive_probes == 0) {
+    s.inst_.timers().schedule(t, c.last_recv_ns + s.keepalive_idle(c));
     return;
   }
-  if (c.keepalive_probes >= s.cfg_.keepalive_count) {
+  if (c.keepalive_probes >= s.keepalive_count(c)) {
     s.counters().inc(Counter::tcp_keepalive_drops);
     s.send_segment(c, c.snd.nxt, 0, flag::rst | flag::ack, now_ns);
     s.counters().inc(Counter::tcp_resets_sent);
@@ -152,7 +152,7 @@ void TcpStack::keepalive_fired(engine::Timer& t, void* ctx, uint64_t now_ns) {
   ++c.keepalive_probes;
   s.counters().inc(Counter::tcp_keepalive_probes);
   s.send_segment(c, c.snd.una - 1, 0, flag::ack, now_ns);
-  s.inst_.timers().schedule(t, now_ns + s.cfg_.keepalive_interval_ns);
+  s.inst_.timers().schedule(t, now_ns + s.keepalive_interval(c));
 }
 
 }  // namespace keel::tcp

@@ -206,7 +206,7 @@ void TcpStack::set_cc(Tcb& c, const cc::Algorithm& a) {
 void TcpStack::set_keepalive(Tcb& c, bool on) {
   c.keepalive = on;
   if (on && c.synchronized() && c.state != TcpState::time_wait)
-    inst_.timers().schedule(c.keepalive_timer, clock_now() + cfg_.keepalive_idle_ns);
+    inst_.timers().schedule(c.keepalive_timer, clock_now() + keepalive_idle(c));
   else if (!on && c.state >= TcpState::established && c.state <= TcpState::close_wait &&
            !c.app_closed)
     inst_.timers().cancel(c.keepalive_timer);
