@@ -73,7 +73,7 @@ ssize_t stream_recv(Host::Guard& g, Socket& s, void* buf, size_t n, int flags) {
         tmp.resize(n - got);
         dst = tmp.data();
       }
-      auto r = s.conn.read(dst, n - got);
+      auto r = s.conn_live() ? s.conn.read(dst, n - got) : Result<size_t>(Unexpected<Errc>{Errc::bad_handle});
       if (r && *r > 0) {
         if (peek) {
           s.stash.assign(tmp.data(), *r);

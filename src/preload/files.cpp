@@ -49,7 +49,7 @@ Socket::~Socket() {
     c->opt.linger_s = 0;
   }
   accept_q.clear();
-  if (conn.valid()) {
+  if (conn_live()) {
     if (opt.linger_on && opt.linger_s == 0) (void)conn.abort();
     else (void)conn.close();  // orderly; unread data makes it a RST (as Linux)
   }
@@ -78,11 +78,11 @@ uint32_t Socket::ready_mask() const {
       break;
   }
   const bool ended = state == State::ended;
-  if (!stash.empty() || rd_shut || peer_fin || ended || conn.readable_bytes().value_or(0) > 0)
+  if (!stash.empty() || rd_shut || peer_fin || ended || (conn_live() && conn.readable_bytes().value_or(0) > 0))
     m |= EPOLLIN | EPOLLRDNORM;
   if (peer_fin || ended) m |= EPOLLRDHUP;
   if (ended || (peer_fin && wr_shut)) m |= EPOLLHUP;
-  if (ended || wr_shut || conn.send_space().value_or(0) > 0) m |= EPOLLOUT | EPOLLWRNORM;
+  if (ended || wr_shut || (conn_live() && conn.send_space().value_or(0) > 0)) m |= EPOLLOUT | EPOLLWRNORM;
   return m;
 }
 

@@ -99,6 +99,8 @@ struct Socket final : File {
   std::vector<EpItem*> watchers;
 
   bool is_stream() const { return type == SOCK_STREAM; }
+  /// The connection's handle still names it (an error close kills it at once).
+  bool conn_live() const { return conn.valid() && !(state == State::ended && end_error != Errc::ok); }
   /// EPOLLIN/OUT/RDHUP/HUP/ERR as they are now (mu held, stack started).
   uint32_t ready_mask() const;
   /// Puts the socket's registrations on their epoll's ready lists.

@@ -142,7 +142,10 @@ void Host::start() {
   if (!rt) die(rt.error());
   rt_ = std::move(*rt);
   // A misuse inside the shim is a shim bug: report it, never abort the program.
+  // A stale handle is expected: an orderly-closed connection's handle dies when its
+  // TIME-WAIT ends, which the shim cannot see coming; the socket then reads as ended.
   set_misuse_handler([](Errc e, const char* what) {
+    if (e == Errc::bad_handle) return;
     static std::atomic<int> told{0};
     if (told.fetch_add(1) < 10) std::fprintf(stderr, "keel-preload: API misuse (%s): %s\n", std::string(to_string(e)).c_str(), what);
   });
