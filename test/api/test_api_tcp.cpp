@@ -340,6 +340,25 @@ TEST_CASE("api: per-connection options", "[api]") {
   CHECK(p.pools_whole());
 }
 
+TEST_CASE("api: per-connection keepalive timing: probes after its idle time, not the stack's", "[api]") {
+  ApiPair p;  // the stacks' idle time is 2 h
+  auto [c, s] = p.connect_pair(7012);
+  CHECK(c.set_keepalive_timing(32'767'001, 0, 0).error() == Errc::invalid_argument);
+  CHECK(c.set_keepalive_timing(0, 0, 128).error() == Errc::invalid_argument);
+  REQUIRE(c.set_keepalive(true));
+  REQUIRE(c.set_keepalive_timing(100, 50, 3));  // re-arms the timer already running
+  const uint64_t before = p.a.stack->counter("tcp_keepalive_probes");
+  // The peer answers each probe, so the connection lives on, probed again after each idle time.
+  REQUIRE(p.step_until([&] { return p.a.stack->counter("tcp_keepalive_probes") >= before + 2; }, 3));
+  CHECK(p.a.stack->counter("tcp_keepalive_drops") == 0);
+  CHECK(c.write("alive", 5));
+  REQUIRE(p.step_until([&] { return s.readable_bytes().value_or(0) == 5; }));
+  (void)c.abort();
+  (void)s.abort();
+  p.step(10);
+  CHECK(p.pools_whole());
+}
+
 TEST_CASE("api: listeners: conflicts, foreign address, close refuses new connections", "[api]") {
   ApiPair p;
   auto l = p.b.stack->listen({Ipv4Address::any(), 7010});
