@@ -142,8 +142,8 @@ ssize_t stream_send(Host::Guard& g, Socket& s, const void* buf, size_t n, int fl
         return epipe();
       }
     }
+    s.arm_writable();  // also when not blocking: the program's epoll waits for EPOLLOUT
     if (nonblocking(s, flags)) return done > 0 ? ssize_t(done) : fail(EAGAIN);
-    if (s.state == Socket::State::connected) (void)s.conn.want_writable();
     int rc = h.wait_restartable(
         g.lock(), [&] { return (s.ready_mask() & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0; }, s.opt.sndtimeo_ns);
     if (rc != 0) return done > 0 ? ssize_t(done) : fail(rc == ETIMEDOUT ? EAGAIN : rc);

@@ -105,12 +105,20 @@ struct Socket final : File {
   uint32_t ready_mask() const;
   /// Puts the socket's registrations on their epoll's ready lists.
   void notify();
+  /// Asks the stack for a writable event once send space opens: keel reports space
+  /// only when asked, and an epoll waiting for EPOLLOUT learns of it only by notify().
+  void arm_writable() {
+    if (state == State::connected && conn_live()) (void)conn.want_writable();
+  }
 };
 
 struct Epoll final : File {
   Epoll() : File(Kind::epoll) {}
   ~Epoll() override;
   int kfd = -1;  // the kernel epoll instance (its fd number is ours)
+  // Kernel fds added through us (an fd closed without EPOLL_CTL_DEL leaves the kernel's
+  // set by itself, so this may be high, never low): 0 spares a syscall per look.
+  int kernel_items = 0;
   std::vector<std::unique_ptr<EpItem>> items;  // keel fds only
   std::deque<EpItem*> ready;
   EpItem* find(int fd) {

@@ -214,7 +214,7 @@ ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) {
         // Blocks (or not) and reports errors exactly as write() would.
         ssize_t r = stream_send(g, *s, nullptr, 0, MSG_DONTWAIT, sigpipe);
         if (r < 0 && errno != EAGAIN) { result = done > 0 ? ssize_t(done) : -1; break; }
-        (void)s->conn.want_writable();  // the EPOLLOUT edge comes when space opens
+        s->arm_writable();  // the EPOLLOUT edge comes when space opens
         if (s->nonblock) { result = done > 0 ? ssize_t(done) : fail(EAGAIN); break; }
         int rc = h.wait_restartable(g.lock(), [&] { return (s->ready_mask() & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0; },
                                     s->opt.sndtimeo_ns);

@@ -44,7 +44,10 @@ int collect(Epoll& ep, epoll_event* out, int max) {
   for (size_t k = 0; k < todo && n < max; ++k) {
     EpItem* it = ep.ready.front();
     ep.ready.pop_front();
-    const uint32_t m = it->sock->ready_mask() & (it->events | always);
+    const uint32_t ready = it->sock->ready_mask();
+    const uint32_t m = ready & (it->events | always);
+    // Waiting for space: the stack's writable event puts the item back (notify).
+    if ((it->events & EPOLLOUT) && !(ready & EPOLLOUT) && !it->disabled) it->sock->arm_writable();
     if (m == 0 || it->disabled) {
       it->queued = false;
       continue;
@@ -82,14 +85,14 @@ int epoll_wait_common(int epfd, epoll_event* events, int max, int64_t timeout_ns
           g.lock(),
           [&] {
             n = collect(*ep, events, max);
-            if (n < max) {
+            if (n < max && ep->kernel_items > 0) {
               int k = libc().epoll_wait(ep->kfd, events + n, max - n, 0);
               if (k > 0) n += k;
             }
             return n > 0;
           },
-          timeout_ns, [&](uint64_t ns) { return kernel_poll(&kp, 1, ns); });
-      if (rc == 0 && n == 0) {
+          timeout_ns, [&](uint64_t ns) { return kernel_poll(&kp, ep->kernel_items > 0 ? 1 : 0, ns); });
+      if (rc == 0 && n == 0 && ep->kernel_items > 0) {
         // A kernel fd woke us: take its events.
         int k = libc().epoll_wait(ep->kfd, events, max, 0);
         n = k > 0 ? k : 0;
@@ -234,7 +237,12 @@ int epoll_ctl(int epfd, int op, int fd, epoll_event* ev) {
   auto s = FdTable::get().as<Socket>(fd);
   if (!ep) return fail(EBADF);
   if (fd == epfd) return fail(EINVAL);
-  if (!s || !s->keel) return libc().epoll_ctl(ep->kfd, op, fd, ev);
+  if (!s || !s->keel) {
+    int rc = libc().epoll_ctl(ep->kfd, op, fd, ev);
+    if (rc == 0 && op == EPOLL_CTL_ADD) ++ep->kernel_items;
+    if (rc == 0 && op == EPOLL_CTL_DEL && ep->kernel_items > 0) --ep->kernel_items;
+    return rc;
+  }
   Host& h = Host::get();
   if (h.forked_away()) return fail(EBADF);
   EpItem* it = ep->find(fd);

@@ -142,8 +142,8 @@ while read -r lport res _; do
 	fi
 done <"$SDIR/result"
 lab_say "primary's streams: $own_intact intact, $own_other not; secondary's: $sec_reset reset, $sec_other not"
-lab_check "the primary owned some streams, and all of them stayed intact" [ "$own_intact" -gt 0 ] && [ "$own_other" = 0 ]
-lab_check "the secondary owned some streams, and every one got RST" [ "$sec_reset" -gt 0 ] && [ "$sec_other" = 0 ]
+lab_check "the primary owned some streams, and all of them stayed intact" eval '[ "$own_intact" -gt 0 ] && [ "$own_other" = 0 ]'
+lab_check "the secondary owned some streams, and every one got RST" eval '[ "$sec_reset" -gt 0 ] && [ "$sec_other" = 0 ]'
 sleep 1.5
 lab_cmd "show mp"
 lab_check "the primary took over the dead secondary's instance" grep -q "died: its flows now go to instance 0" <<<"$LAB_REPLY"
@@ -170,6 +170,6 @@ if ! sec_alive && [ -n "$SEC_PID" ]; then
 	rc=$?
 	SEC_PID=""
 	grep "primary" "$SEC_ERR" | sed 's/^/    /'
-	lab_check "the secondary exited with status 0, saying why" [ "$rc" = 0 ] && grep -q "is gone: stopping" "$SEC_ERR"
+	lab_check "the secondary exited with status 0, saying why" eval '[ "$rc" = 0 ] && grep -q "is gone: stopping" "$SEC_ERR"'
 fi
 lab_test_end

@@ -53,7 +53,7 @@ lab_check "instance 0 served connections" [ "$p0" -gt 0 ]
 lab_check "instance 1 served connections" [ "$p1" -gt 0 ]
 # The echo connections plus the one keep-alive connection; the pings open none.
 lab_check "passive opens sum to $((CONNS + 1))" [ $((p0 + p1)) = $((CONNS + 1)) ]
-lab_check "every forwarded frame was received by its owner" [ "$f0" = "$r1" ] && [ "$f1" = "$r0" ]
+lab_check "every forwarded frame was received by its owner" eval '[ "$f0" = "$r1" ] && [ "$f1" = "$r0" ]'
 lab_check "no steering ring overflowed" [ "$(lab_stat steer_ring_full)" = 0 ]
 lab_check "ARP copied to the other instance" [ "$(lab_stat steer_arp_copies)" -gt 0 ]
 if [ "$MODE" = af_packet ]; then
@@ -61,7 +61,7 @@ if [ "$MODE" = af_packet ]; then
 	lab_check "instance 0 forwarded instance 1's flows" [ "$f0" -gt 0 ]
 	lab_check "instance 1 transmitted through instance 0" [ "$(inst_stat 1 steer_tx_handoff)" -gt 0 ]
 else
-	lab_check "both queues received" [ "$rx0" -gt 0 ] && [ "$rx1" -gt 0 ]
+	lab_check "both queues received" eval '[ "$rx0" -gt 0 ] && [ "$rx1" -gt 0 ]'
 	lab_check "no TX hand-off (each instance has its queue)" [ "$(lab_stat steer_tx_handoff)" = 0 ]
 	lab_say "forwarded: $((f0 + f1)) of $((rx0 + rx1)) received frames"
 fi

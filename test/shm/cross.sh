@@ -190,7 +190,7 @@ peer_start srv1 serve 7000 7001
 peer_wait_for srv1 "^serve: ready"
 lab_cmd "show shm"
 lab_check "srv1's listeners are in the directory (198.18.0.2 and 127.0.0.1, ports 7000 and 7001)" \
-	[ "$(shm_listed 7000)" = 2 ] && [ "$(shm_listed 7001)" = 2 ]
+	eval '[ "$(shm_listed 7000)" = 2 ] && [ "$(shm_listed 7001)" = 2 ]'
 # cli1 stays after its traffic: it makes the connects of c (1) when told (wait FILE).
 peer_start cli1 --expect-channel yes stream "$LAB_KEEL_IP" 7000 1G sink + \
 	stream "$LAB_KEEL_IP" 7001 256M echo + rr "$LAB_KEEL_IP" 7000 100000 + \
@@ -237,7 +237,7 @@ SND_POOL=$POOL_TEXT
 kill -USR1 "${PIDS[srv1]}"
 peer_wait_for srv1 "^serve: listeners closed"
 lab_cmd "show shm"
-lab_check "srv1's close removed its directory entries" [ "$(shm_listed 7000)" = 0 ] && [ "$(shm_listed 7001)" = 0 ]
+lab_check "srv1's close removed its directory entries" eval '[ "$(shm_listed 7000)" = 0 ] && [ "$(shm_listed 7001)" = 0 ]'
 touch "$TMP/go1"
 peer_finish cli1 30
 lab_check "cli1 exits 0 (every check passed, every connection a channel)" [ "$PEER_RC" = 0 ]
@@ -270,7 +270,7 @@ peer_wait_for snd2 "^stream: progress [0-9]{9}" 60000
 mid2=$(pool_in_use)
 lab_cmd "show shm"
 lab_check "rcv's entries are listed while it lives, and the stream is one open channel" \
-	[ "$(shm_listed 7200)" = 2 ] && [ "$(open_channels)" = 1 ]
+	eval '[ "$(shm_listed 7200)" = 2 ] && [ "$(open_channels)" = 1 ]'
 rcv_pid=${PIDS[rcv]}
 lab_say "kill -9 the receiver (pid $rcv_pid)"
 peer_kill9 rcv
@@ -290,7 +290,7 @@ done
 SWEEP_MS=$(($(lab_now_ms) - t0))
 printf '%s\n' "$LAB_REPLY" | sed 's/^/    /'
 lab_check "rcv's entries and endpoint were swept ${SWEEP_MS} ms after its death (< 2000)" \
-	[ "$(shm_listed 7200)" = 0 ] && [ "$SWEEP_MS" -lt 2000 ]
+	eval '[ "$(shm_listed 7200)" = 0 ] && [ "$SWEEP_MS" -lt 2000 ]'
 lab_check "no channel left open" [ "$(open_channels)" = 0 ]
 sleep 1.2
 pool_after_kill receiver "$TMP/rcv.ledger" "$base2" "$mid2"
@@ -300,7 +300,7 @@ peer_finish snd2 30
 lab_check "connects to the dead process's port are refused at once (its address and 127.0.0.1)" \
 	[ "$(grep -c 'connection_refused as its first event after [0-9.]* ms, channel=? (shm_connects +0, shm_refused +1, tcp_active_opens +0): ok' "$TMP/snd2.out")" = 2 ]
 lab_check "snd2's only failure is the reset stream (exit status 1)" \
-	[ "$PEER_RC" = 1 ] && [ "$(grep -c 'FAILED' "$TMP/snd2.out")" = 1 ]
+	eval '[ "$PEER_RC" = 1 ] && [ "$(grep -c '\''FAILED'\'' "$TMP/snd2.out")" = 1 ]'
 lab_cmd "show mp"
 pmd_quit
 lab_say "summary: $STREAM_LINE"
