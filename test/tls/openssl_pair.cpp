@@ -3,7 +3,12 @@
 
 #include <openssl/bio.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 
 #include <cstring>
 #include <sstream>
@@ -53,18 +58,23 @@ void keylog_cb(const SSL* ssl, const char* line) {
 }
 
 // A self-signed P-256 certificate, valid for a day.
-void use_throwaway_cert(SSL_CTX* ctx) {
-  EVP_PKEY* key = EVP_EC_gen("P-256");
+X509* make_cert(EVP_PKEY* key, const char* cn) {
   X509* x = X509_new();
+  X509_set_version(x, 2);
   ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
   X509_gmtime_adj(X509_getm_notBefore(x), -60);
   X509_gmtime_adj(X509_getm_notAfter(x), 86400);
   X509_NAME* name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("keel-test"),
-                             -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn), -1, -1, 0);
   X509_set_issuer_name(x, name);
   X509_set_pubkey(x, key);
   X509_sign(x, key, EVP_sha256());
+  return x;
+}
+
+void use_throwaway_cert(SSL_CTX* ctx) {
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  X509* x = make_cert(key, "keel-test");
   SSL_CTX_use_certificate(ctx, x);
   SSL_CTX_use_PrivateKey(ctx, key);
   X509_free(x);
@@ -151,5 +161,28 @@ std::vector<uint8_t> OpenSslPair::keylog_secret(const std::string& label) const 
   }
   return {};
 }
+
+}  // namespace keel::tls::test
+
+namespace keel::tls::test {
+
+CertFiles::CertFiles(const char* cn) {
+  char tmpl[] = "/tmp/keel-tls-XXXXXX";
+  dir = mkdtemp(tmpl);
+  cert = dir + "/cert.pem";
+  key = dir + "/key.pem";
+  EVP_PKEY* k = EVP_EC_gen("P-256");
+  X509* x = make_cert(k, cn);
+  FILE* f = std::fopen(cert.c_str(), "w");
+  PEM_write_X509(f, x);
+  std::fclose(f);
+  f = std::fopen(key.c_str(), "w");
+  PEM_write_PrivateKey(f, k, nullptr, nullptr, 0, nullptr, nullptr);
+  std::fclose(f);
+  X509_free(x);
+  EVP_PKEY_free(k);
+}
+
+CertFiles::~CertFiles() { std::filesystem::remove_all(dir); }
 
 }  // namespace keel::tls::test

@@ -48,3 +48,15 @@ struct OpenSslPair {
 };
 
 }  // namespace keel::tls::test
+
+namespace keel::tls::test {
+
+/// A throwaway self-signed P-256 certificate and key written as PEM files
+/// into a fresh temporary directory (removed by the destructor).
+struct CertFiles {
+  explicit CertFiles(const char* cn);
+  ~CertFiles();
+  std::string dir, cert, key;
+};
+
+}  // namespace keel::tls::test
