@@ -61,7 +61,7 @@ void detail::keylog_hook(const SSL* ssl, const char* line) {
   if (s != nullptr) s->on_keylog(line);
 }
 
-Session::Session(std::shared_ptr<Context> ctx, rte_mempool* pool, SessionCounters* counters, const char* sni)
+Session::Session(std::shared_ptr<Context> ctx, rte_mempool* pool, engine::Counters* counters, const char* sni)
     : ctx_(std::move(ctx)), pool_(pool), counters_(counters != nullptr ? counters : &own_counters_),
       server_(ctx_->server()) {
   ssl_ = SSL_new(ctx_->ssl_ctx());
@@ -161,7 +161,7 @@ Result<void, Alert> Session::handshake_step() {
   int e = SSL_get_error(ssl_, r);
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return {};
   ERR_clear_error();
-  ++counters_->handshake_failures;
+  counters_->inc(engine::Counter::tls_handshake_failures);
   state_ = State::failed;
   return Unexpected{Alert::handshake_failure};  // OpenSSL's alert is in the output already
 }
@@ -217,23 +217,23 @@ Result<void, Alert> Session::finish_handshake() {
     input(m);
   }
   state_ = State::established;
-  ++counters_->handshakes;
-  if (SSL_session_reused(ssl_)) ++counters_->resumed;
+  counters_->inc(engine::Counter::tls_handshakes);
+  if (SSL_session_reused(ssl_)) counters_->inc(engine::Counter::tls_resumed);
   return {};
 }
 
 Result<void, Alert> Session::fail(Alert a, bool send) {
   if (send && tx_.ready() && !sent_close_) {
     uint8_t body[2] = {alert_fatal, uint8_t(a)};
-    if (send_record(ContentType::alert, body, 2)) ++counters_->alerts_sent;
+    if (send_record(ContentType::alert, body, 2)) counters_->inc(engine::Counter::tls_alerts_sent);
     sent_close_ = true;
   }
   switch (a) {
-    case Alert::bad_record_mac: ++counters_->bad_record_mac; break;
-    case Alert::record_overflow: ++counters_->record_overflow; break;
+    case Alert::bad_record_mac: counters_->inc(engine::Counter::tls_bad_record_mac); break;
+    case Alert::record_overflow: counters_->inc(engine::Counter::tls_record_overflow); break;
     case Alert::internal_error: break;
     default:
-      if (send) ++counters_->bad_records;
+      if (send) counters_->inc(engine::Counter::tls_bad_records);
   }
   state_ = State::failed;
   return Unexpected{a};
@@ -266,7 +266,7 @@ Result<void, Alert> Session::open_records() {
     }
     auto r = rx_.open(segs_);
     if (!r) return fail(r.error(), true);
-    ++counters_->records_in;
+    counters_->inc(engine::Counter::tls_records_in);
     switch (r->type) {
       case ContentType::application_data:
         if (r->length > 0) {
@@ -281,7 +281,7 @@ Result<void, Alert> Session::open_records() {
         if (r->length != 2) return fail(Alert::decode_error, true);
         uint8_t body[2];
         copy_input(r->offset, 2, body);
-        ++counters_->alerts_received;
+        counters_->inc(engine::Counter::tls_alerts_received);
         if (Alert(body[1]) == Alert::close_notify) {
           peer_closed_ = true;
           state_ = State::closed;
@@ -324,7 +324,7 @@ Result<void, Alert> Session::on_handshake_message(const uint8_t* msg, size_t len
         auto k = tls13_traffic_keys(cipher_, rx_secret_.span());
         if (!k || !rx_.init(version_, cipher_, false, k->key_span(), k->iv_span(), 0))
           return fail(Alert::internal_error, true);
-        ++counters_->key_updates_in;
+        counters_->inc(engine::Counter::tls_key_updates_in);
         if (msg[4] == 1 && !sent_close_)
           if (!key_update(false)) return fail(Alert::internal_error, true);
         break;
@@ -351,7 +351,7 @@ Result<void> Session::key_update(bool request_peer) {
   tx_secret_ = *next;
   auto k = tls13_traffic_keys(cipher_, tx_secret_.span());
   if (!k || !tx_.init(version_, cipher_, true, k->key_span(), k->iv_span(), 0)) return keel::fail(Errc::io_error);
-  ++counters_->key_updates_out;
+  counters_->inc(engine::Counter::tls_key_updates_out);
   return {};
 }
 
@@ -491,7 +491,7 @@ bool Session::send_record(ContentType t, const uint8_t* data, size_t len) {
     rte_pktmbuf_free(m);
     return false;
   }
-  ++counters_->records_out;
+  counters_->inc(engine::Counter::tls_records_out);
   append_output(m);
   return true;
 }
@@ -525,7 +525,7 @@ Result<rte_mbuf*> Session::seal(std::span<const Segment> content) {
     rte_pktmbuf_free(m);
     return keel::fail(Errc::io_error);
   }
-  ++counters_->records_out;
+  counters_->inc(engine::Counter::tls_records_out);
   return m;
 }
 
@@ -533,7 +533,7 @@ void Session::close_notify() {
   if (sent_close_) return;
   if (tx_.ready()) {
     uint8_t body[2] = {alert_warning, uint8_t(Alert::close_notify)};
-    if (send_record(ContentType::alert, body, 2)) ++counters_->alerts_sent;
+    if (send_record(ContentType::alert, body, 2)) counters_->inc(engine::Counter::tls_alerts_sent);
   } else if (ssl_ != nullptr) {
     (void)SSL_shutdown(ssl_);  // during the handshake OpenSSL still owns the records
     drain_wbio();

@@ -36,6 +36,7 @@
 #include <keel/buffer.hpp>
 #include <keel/result.hpp>
 
+#include "engine/counters.hpp"
 #include "tls/context.hpp"
 #include "tls/key_schedule.hpp"
 #include "tls/record_cipher.hpp"
@@ -52,27 +53,14 @@ namespace detail {
 void keylog_hook(const ssl_st* ssl, const char* line);
 }  // namespace detail
 
-/// What sessions count (an instance sums its sessions' counts into its tls_*
-/// counters).
-struct SessionCounters {
-  uint64_t handshakes = 0;          ///< handshakes completed
-  uint64_t handshake_failures = 0;  ///< handshakes OpenSSL refused
-  uint64_t resumed = 0;             ///< handshakes that resumed a session
-  uint64_t records_in = 0, records_out = 0;
-  uint64_t bad_record_mac = 0;      ///< records whose tag did not verify
-  uint64_t record_overflow = 0;     ///< records over the size limit
-  uint64_t bad_records = 0;         ///< other refused records (type, version, framing, after close_notify)
-  uint64_t alerts_sent = 0, alerts_received = 0;
-  uint64_t key_updates_in = 0, key_updates_out = 0;
-};
-
 class Session {
  public:
   enum class State : uint8_t { handshaking, established, closed, failed };
 
   /// A session of `ctx` (server or client as the context is), drawing mbufs
-  /// from `pool`. `sni`: the client's server name (nullptr: none).
-  Session(std::shared_ptr<Context> ctx, rte_mempool* pool, SessionCounters* counters,
+  /// from `pool` and counting into `counters` (the instance's tls_* counters;
+  /// nullptr: a private set). `sni`: the client's server name (nullptr: none).
+  Session(std::shared_ptr<Context> ctx, rte_mempool* pool, engine::Counters* counters,
           const char* sni = nullptr);
   ~Session();
   Session(const Session&) = delete;
@@ -140,8 +128,8 @@ class Session {
 
   std::shared_ptr<Context> ctx_;
   rte_mempool* pool_;
-  SessionCounters* counters_;
-  SessionCounters own_counters_;
+  engine::Counters* counters_;
+  engine::Counters own_counters_;
   ssl_st* ssl_ = nullptr;
   State state_ = State::handshaking;
   bool server_;

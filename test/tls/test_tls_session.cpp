@@ -175,7 +175,7 @@ TEST_CASE("keel server with OpenSSL client: every suite, both versions, tickets 
   CertFiles cert("keel-server");
   unsigned base = rte_mempool_in_use_count(pool());
   {
-    SessionCounters counters;
+    engine::Counters counters;
     Session k(server_context(cert), pool(), &counters);
     // The 1.2 names here are ECDHE-ECDSA: the throwaway certificate is P-256.
     Peer p(false, v == Version::tls13 ? TLS1_3_VERSION : TLS1_2_VERSION, test::openssl_suite(v, c));
@@ -187,7 +187,7 @@ TEST_CASE("keel server with OpenSSL client: every suite, both versions, tickets 
     CHECK(k.version() == v);
     CHECK(k.cipher() == c);
     CHECK(k.alpn() == "http/1.1");
-    CHECK(counters.handshakes == 1);
+    CHECK(counters.get(engine::Counter::tls_handshakes) == 1);
     // TLS 1.3: OpenSSL sent two tickets under the application keys already.
     CHECK(k.tx_seq() == (v == Version::tls13 ? 2u : 1u));
 
@@ -204,7 +204,7 @@ TEST_CASE("keel server with OpenSSL client: every suite, both versions, tickets 
     std::vector<uint8_t> got;
     REQUIRE(p.read_all(got));
     CHECK(got == resp);
-    CHECK(counters.bad_record_mac == 0);
+    CHECK(counters.get(engine::Counter::tls_bad_record_mac) == 0);
 
     // close_notify both ways.
     k.close_notify();
@@ -292,12 +292,12 @@ TEST_CASE("client certificate required: refused when absent, accepted when prese
   CertFiles server_cert("keel-server"), client_cert("keel-client");
   auto ctx = server_context(server_cert, true, true, client_cert.cert);
   SECTION("absent") {
-    SessionCounters counters;
+    engine::Counters counters;
     Session k(ctx, pool(), &counters);
     Peer p(false, TLS1_3_VERSION, nullptr);
     CHECK(pump(k, p) == Alert::handshake_failure);
     CHECK(k.state() == Session::State::failed);
-    CHECK(counters.handshake_failures == 1);
+    CHECK(counters.get(engine::Counter::tls_handshake_failures) == 1);
   }
   SECTION("presented") {
     Session k(ctx, pool(), nullptr);
@@ -340,7 +340,7 @@ TEST_CASE("a bad record ends the session with the right alert, counted, nothing 
   auto v = GENERATE(TLS1_3_VERSION, TLS1_2_VERSION);
   CertFiles cert("keel-server");
   unsigned base = rte_mempool_in_use_count(pool());
-  SessionCounters counters;
+  engine::Counters counters;
   {
     Session k(server_context(cert), pool(), &counters);
     Peer p(false, v, nullptr);
@@ -356,8 +356,8 @@ TEST_CASE("a bad record ends the session with the right alert, counted, nothing 
       auto r = k.process();
       REQUIRE_FALSE(r.has_value());
       CHECK(r.error() == Alert::bad_record_mac);
-      CHECK(counters.bad_record_mac == 1);
-      CHECK(counters.alerts_sent == 1);
+      CHECK(counters.get(engine::Counter::tls_bad_record_mac) == 1);
+      CHECK(counters.get(engine::Counter::tls_alerts_sent) == 1);
       p.input(from_mbufs(k.take_output()));
       std::vector<uint8_t> got;
       CHECK_FALSE(p.read_all(got));
@@ -369,7 +369,7 @@ TEST_CASE("a bad record ends the session with the right alert, counted, nothing 
       auto r = k.process();
       REQUIRE_FALSE(r.has_value());
       CHECK(r.error() == Alert::record_overflow);
-      CHECK(counters.record_overflow == 1);
+      CHECK(counters.get(engine::Counter::tls_record_overflow) == 1);
     }
     SECTION("a truncated record waits; the rest completes it") {
       k.input(to_mbufs({wire.begin(), wire.end() - 1}));
@@ -393,7 +393,7 @@ TEST_CASE("a bad record ends the session with the right alert, counted, nothing 
       auto r = k.process();
       REQUIRE_FALSE(r.has_value());
       CHECK(r.error() == Alert::unexpected_message);
-      CHECK(counters.bad_records == 1);
+      CHECK(counters.get(engine::Counter::tls_bad_records) == 1);
     }
     (void)from_mbufs(k.take_output());
     (void)from_mbufs(k.take_plaintext());
