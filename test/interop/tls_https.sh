@@ -112,6 +112,9 @@ done
 lab_cmd "show stats"
 stat() { sed -n "s/^ *$1 *\([0-9][0-9]*\).*/\1/p" <<<"$LAB_REPLY" | head -n1; }
 lab_check "tls_handshakes counted" [ "$(stat tls_handshakes)" -ge 20 ]
+# What ciphertext-only retransmission costs: the record overhead TCP holds and sends.
+lab_say "records out $(stat tls_records_out), TCP segments out $(stat tcp_segs_out), tx bytes $(stat tx_bytes):" \
+	"$(awk -v r="$(stat tls_records_out)" -v s="$(stat tcp_segs_out)" 'BEGIN { printf "%.3f records per segment", r / s }')"
 lab_check "tls_bad_record_mac: the 2 corrupted records" [ "$(stat tls_bad_record_mac)" = 2 ]
 lab_check "tls_record_overflow: the 2 oversized records" [ "$(stat tls_record_overflow)" = 2 ]
 lab_check "tls_bad_records: the 2 records after close_notify" [ "$(stat tls_bad_records)" = 2 ]
