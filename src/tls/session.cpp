@@ -289,6 +289,7 @@ Result<void, Alert> Session::open_records() {
         }
         consume_input(rec_len);
         state_ = State::failed;
+        peer_alerted_ = true;
         return Unexpected{Alert(body[1])};
       }
       case ContentType::handshake: {

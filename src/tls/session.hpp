@@ -78,6 +78,10 @@ class Session {
   bool established() const { return state_ == State::established || state_ == State::closed; }
   /// The peer sent close_notify: no more content will come.
   bool peer_closed() const { return peer_closed_; }
+  /// The session ended on the peer's fatal alert (not one keel sent).
+  bool peer_alerted() const { return peer_alerted_; }
+  /// Content is waiting for take_plaintext().
+  bool has_plaintext() const { return plain_head_ != nullptr; }
 
   /// Wire bytes to send: handshake flights, alerts, KeyUpdate (nullptr: none).
   rte_mbuf* take_output();
@@ -133,7 +137,7 @@ class Session {
   ssl_st* ssl_ = nullptr;
   State state_ = State::handshaking;
   bool server_;
-  bool peer_closed_ = false, sent_close_ = false;
+  bool peer_closed_ = false, sent_close_ = false, peer_alerted_ = false;
   Version version_ = Version::tls13;
   Cipher cipher_ = Cipher::aes_128_gcm;
   RecordCipher tx_, rx_;
