@@ -5,7 +5,7 @@
 # and 1.2, every suite keel offers, resumption with tickets, a client certificate
 # required (refused when absent), bad and missing certificates refused at start, and
 # corrupted / oversized / after-close_notify records from a raw client answered with the
-# alert and counted.
+# alert and counted; keel as a TLS client (tls-get) against openssl s_server -WWW.
 #   test/interop/tls_https.sh [path/to/keel-pmd]     (root; exit 77 = skipped)
 set -uo pipefail
 source "$(dirname "$0")/lab.sh"
@@ -109,6 +109,21 @@ for v in 1.3 1.2; do
 			lab_nsx $TLS_CLIENT "$bad" "$LAB_KEEL_IP" 443 "$v"
 	done
 done
+# ----- keel as the TLS client: openssl s_server -WWW on the kernel side -----
+head -c 3000007 /dev/urandom >"$CERTS/blob"
+want_blob=$(sha256sum "$CERTS/blob" | cut -d' ' -f1)
+(cd "$CERTS" && exec ip netns exec "$LAB_NS" openssl s_server -accept 4433 -cert server.pem -key server.key \
+	-WWW -naccept 2 -quiet >/dev/null 2>&1) &
+SSERVER_PID=$!
+sleep 0.5
+for v in 1.3 1.2; do
+	lab_cmd "tls-get $LAB_KERNEL_IP 4433 /blob $v" 130
+	lab_check "keel tls-get (TLS $v) from openssl s_server -WWW: 3000007 bytes, sha256 matches" \
+		bash -c "grep -q 'TLSv$v .*200 ok.*, 3000007 body bytes, sha256 $want_blob' <<<\"\$1\"" _ "$LAB_REPLY"
+done
+kill "$SSERVER_PID" 2>/dev/null
+wait "$SSERVER_PID" 2>/dev/null
+
 lab_cmd "show stats"
 stat() { sed -n "s/^ *$1 *\([0-9][0-9]*\).*/\1/p" <<<"$LAB_REPLY" | head -n1; }
 lab_check "tls_handshakes counted" [ "$(stat tls_handshakes)" -ge 20 ]
