@@ -98,6 +98,7 @@ Event Connection::on_event(const Event& ev) {
     }
   }
   auto pr = x.s->process();
+  if (pr && (fin || ev.has(event::peer_closed))) pr = x.s->end_of_stream();  // a record cut short?
   x.flush();
   if (!pr) {
     // keel refused something (its alert is queued ahead of the FIN), or the peer's fatal alert.

@@ -148,6 +148,13 @@ Result<void, Alert> Session::process() {
   return {};
 }
 
+Result<void, Alert> Session::end_of_stream() {
+  if (state_ == State::failed) return Unexpected{Alert::internal_error};
+  // RFC 8446 6.1 / RFC 5246 7.2.1: the stream ended inside a record.
+  if (established() && in_len_ > 0) return fail(Alert::decode_error, true);
+  return {};
+}
+
 Result<void, Alert> Session::handshake_step() {
   BIO* rbio = SSL_get_rbio(ssl_);
   for (rte_mbuf* s = in_; s != nullptr; s = s->next)

@@ -74,6 +74,11 @@ class Session {
   /// keel sent (bad_record_mac, record_overflow, ...), handshake_failure,
   /// or the peer's fatal alert.
   Result<void, Alert> process();
+  /// The transport's end of stream (TCP FIN). A record cut short by it is
+  /// refused with decode_error (alert queued, counted); at a record boundary
+  /// it is not an error, but without close_notify peer_closed() stays false
+  /// (the application can tell a truncated stream from an orderly end).
+  Result<void, Alert> end_of_stream();
   State state() const { return state_; }
   bool established() const { return state_ == State::established || state_ == State::closed; }
   /// The peer sent close_notify: no more content will come.

@@ -4,10 +4,11 @@
 handshake over memory BIOs, then the test sends a bad record as it is on the
 wire and checks what keel answers.
 
-  tls_client.py corrupt|oversized|after_close HOST PORT 1.3|1.2
+  tls_client.py corrupt|oversized|truncated|after_close HOST PORT 1.3|1.2
 Exit 0 when keel sent the expected alert (corrupt: bad_record_mac, oversized:
-record_overflow) and closed the connection; after_close: a record after our
-close_notify, and keel closes."""
+record_overflow, truncated: decode_error for a record cut short by our FIN) and
+closed the connection; after_close: a record after our close_notify, and keel
+closes."""
 import socket
 import ssl
 import sys
@@ -47,6 +48,12 @@ def main():
         # 2^14 + 2049 bytes announced: over both versions' ciphertext limit.
         sock.sendall(b"\x17\x03\x03\x48\x01" + bytes(200))
         want = "RECORD_OVERFLOW"
+    elif what == "truncated":
+        obj.write(request)
+        rec = out.read()
+        sock.sendall(rec[:-1])
+        sock.shutdown(socket.SHUT_WR)  # the stream ends one byte short of the record
+        want = "DECODE_ERROR"
     elif what == "after_close":
         try:
             obj.unwrap()

@@ -379,6 +379,22 @@ TEST_CASE("a bad record ends the session with the right alert, counted, nothing 
       REQUIRE(k.process().has_value());
       CHECK(from_mbufs(k.take_plaintext()) == req);
     }
+    SECTION("a record cut short by the end of the stream: decode_error") {
+      k.input(to_mbufs({wire.begin(), wire.end() - 1}));
+      REQUIRE(k.process().has_value());
+      auto r = k.end_of_stream();
+      REQUIRE_FALSE(r.has_value());
+      CHECK(r.error() == Alert::decode_error);
+      CHECK(counters.get(engine::Counter::tls_bad_records) == 1);
+      CHECK(counters.get(engine::Counter::tls_alerts_sent) == 1);
+    }
+    SECTION("the end of the stream at a record boundary without close_notify: no error, not peer_closed") {
+      k.input(to_mbufs(wire));
+      REQUIRE(k.process().has_value());
+      REQUIRE(k.end_of_stream().has_value());
+      CHECK_FALSE(k.peer_closed());
+      CHECK(from_mbufs(k.take_plaintext()) == req);
+    }
     SECTION("a record after close_notify: unexpected_message") {
       REQUIRE(SSL_shutdown(p.ssl) >= 0);
       auto close = p.output();

@@ -475,6 +475,16 @@ class HttpsConn final : public Session {
   void peer_closed() override {
     peer_fin_ = true;
     if (lingering_) return finish();
+    if (tls_ && tls_->established()) {
+      // What arrived before the FIN, then: did the stream end inside a record?
+      while (rte_mbuf* m = tcp_->recv(*tcb_)) tls_->input(m);
+      auto r = tls_->process();
+      if (r) r = tls_->end_of_stream();
+      if (!r) {  // the alert (decode_error for a record cut short) goes ahead of our FIN
+        if (flush_output()) finish();
+        return;
+      }
+    }
     pump();
   }
   void clear() override {

@@ -77,7 +77,12 @@ struct TlsGet final : tcp::ConnHandler {
     if (s->peer_closed()) complete();
   }
   void on_peer_closed(tcp::Tcb&) override {
-    if (!finished) complete();
+    if (finished) return;
+    if (auto r = s->end_of_stream(); !r) {
+      flush();
+      return finish("tls-get: failed: the stream ended inside a record");
+    }
+    complete();
   }
   void on_closed(tcp::Tcb&, Errc why) override {
     tcb = nullptr;
