@@ -157,6 +157,16 @@ LAB_TOLERATED="$LAB_TCP_RECOVERY $LAB_TCP_LATE $LAB_TLS tcp_resets_ignored"
 lab_check_drops
 lab_pmd_quit
 
+# ----- an RSA certificate: the ECDHE-RSA suites of TLS 1.2 -----
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=keel-rsa -days 1 -keyout "$CERTS/rsa.key" \
+	-out "$CERTS/rsa.pem" 2>/dev/null || lab_abort "cannot make the RSA cert"
+lab_pmd_start --serve https --cert "$CERTS/rsa.pem" --key "$CERTS/rsa.key"
+for s in ECDHE-RSA-AES128-GCM-SHA256 ECDHE-RSA-AES256-GCM-SHA384 ECDHE-RSA-CHACHA20-POLY1305; do
+	lab_check "RSA certificate: s_client -tls1_2 -cipher $s" suite_ok "$s" -tls1_2 -cipher "$s"
+done
+lab_check "RSA certificate: s_client -tls1_3" suite_ok TLS_AES_128_GCM_SHA256 -tls1_3 -ciphersuites TLS_AES_128_GCM_SHA256
+lab_pmd_quit
+
 # ----- client certificate required -----
 lab_pmd_start --serve https --cert "$CERTS/server.pem" --key "$CERTS/server.key" --client-ca "$CERTS/ca.pem"
 lab_check "client certificate presented: served" \
