@@ -213,7 +213,7 @@ Result<void, Alert> Session::finish_handshake() {
   if (!ok) return fail(Alert::internal_error, true);
   // OpenSSL reads record by record (no read-ahead): what it did not need is
   // still in the read BIO, and nothing may be buffered inside it.
-  if (SSL_has_pending(ssl_) && SSL_pending(ssl_) > 0) return fail(Alert::internal_error, true);
+  if (SSL_has_pending(ssl_) == 1) return fail(Alert::internal_error, true);
   BIO* rbio = SSL_get_rbio(ssl_);
   size_t left = BIO_ctrl_pending(rbio);
   if (left > 0) {
