@@ -96,6 +96,16 @@ lab_check "a suite keel does not offer is refused (AES128-SHA, TLS 1.2)" \
 	bash -c "! printf '' | timeout 10 ip netns exec $LAB_NS openssl s_client -connect $LAB_KEEL_IP:443 -tls1_2 -cipher AES128-SHA 2>&1 | grep -q 'Cipher is AES128-SHA'"
 lab_check "ALPN: http/1.1 is chosen" bash -c "sclient_out=\$(printf '' | timeout 10 ip netns exec $LAB_NS openssl s_client -connect $LAB_KEEL_IP:443 -alpn h2,http/1.1 2>&1); grep -q 'ALPN protocol: http/1.1' <<<\"\$sclient_out\""
 
+# KeyUpdate both ways: s_client's 'K' sends one with update_requested; keel answers with its
+# own and both sides re-key; the request after it must still be answered.
+keyupdate() {
+	local out
+	out=$( (echo K; sleep 0.5; printf 'GET /bytes/5000 HTTP/1.1\r\nHost: keel\r\nConnection: close\r\n\r\n'; sleep 1.5) |
+		timeout 20 ip netns exec "$LAB_NS" openssl s_client -connect "$LAB_KEEL_IP:443" -tls1_3 2>&1)
+	grep -q "KEYUPDATE" <<<"$out" && grep -q "HTTP/1.1 200 OK" <<<"$out" && grep -q "Content-Length: 5000" <<<"$out"
+}
+lab_check "KeyUpdate (update_requested) from s_client: keel re-keys both ways, then answers" keyupdate
+
 resumed() {  # resumed VERSION_FLAG
 	rm -f "$CERTS/sess"
 	sclient "$1" -sess_out "$CERTS/sess" >/dev/null
@@ -150,9 +160,12 @@ lab_check "tls_bad_record_mac: the 2 corrupted records" [ "$(stat tls_bad_record
 lab_check "tls_record_overflow: the 2 oversized records" [ "$(stat tls_record_overflow)" = 2 ]
 lab_check "tls_bad_records: the 2 records cut short, the 2 after close_notify" [ "$(stat tls_bad_records)" = 4 ]
 lab_check "tls_resumed: the 2 resumptions" [ "$(stat tls_resumed)" = 2 ]
+lab_check "tls_key_updates_in and _out: the KeyUpdate and keel's answer" \
+	[ "$(stat tls_key_updates_in)" = 1 ] && [ "$(stat tls_key_updates_out)" = 1 ]
 # The tls_* counters, and RSTs from clients that ended after keel's alert.
 LAB_TLS="tls_handshakes tls_handshake_failures tls_resumed tls_records_in tls_records_out
-  tls_bad_record_mac tls_record_overflow tls_bad_records tls_alerts_sent tls_alerts_received"
+  tls_bad_record_mac tls_record_overflow tls_bad_records tls_alerts_sent tls_alerts_received
+  tls_key_updates_in tls_key_updates_out"
 LAB_TOLERATED="$LAB_TCP_RECOVERY $LAB_TCP_LATE $LAB_TLS tcp_resets_ignored"
 lab_check_drops
 lab_pmd_quit
