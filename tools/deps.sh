@@ -8,7 +8,7 @@ set -euo pipefail
 build_pkgs=(g++ meson ninja-build pkg-config libdpdk-dev libboost-dev catch2 libssl-dev)
 test_pkgs=(clang libclang-rt-14-dev iproute2 iputils-ping iputils-arping ethtool tcpdump
            python3 python3-scapy nftables curl ncat wrk iperf3 sockperf
-           python3-matplotlib valgrind nginx redis-server redis-tools)
+           python3-matplotlib valgrind nginx redis-server redis-tools openssl)
 
 pkgs=("${build_pkgs[@]}")
 [ "${1:-}" = "--build" ] || pkgs+=("${test_pkgs[@]}")

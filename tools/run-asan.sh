@@ -51,8 +51,11 @@ check_log
 # The intra-node channels inside one process (test 'shm'; 'shm-cross' needs hugepages and root).
 meson test -C "$dir" --no-rebuild --print-errorlogs shm || rc=$?
 check_log
+# TLS: the record layer and sessions against OpenSSL, tls::Connection over two stacks.
+meson test -C "$dir" --no-rebuild --print-errorlogs tls-record || rc=$?
+check_log
 if ((rc != 0)); then
   echo "run-asan: FAILED" >&2
   exit 1
 fi
-echo "run-asan: unit, API and shm tests passed under ASan + UBSan"
+echo "run-asan: unit, API, shm and tls-record tests passed under ASan + UBSan"

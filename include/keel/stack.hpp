@@ -45,6 +45,9 @@ namespace detail {
 class StackCore;
 class ChannelTable;
 }
+namespace tls {
+class Connection;
+}
 
 /// What happened to a connection (bits of Event::flags).
 namespace event {
@@ -268,6 +271,7 @@ class Stack {
   explicit Stack(detail::StackCore* core) : core_(core) {}
 
  private:
+  friend class tls::Connection;  // reaches the instance's pool and counters
   detail::StackCore* core_;
 };
 

@@ -40,6 +40,15 @@ TEST_CASE("service list: names, standard ports and explicit ports", "[pmd]") {
   CHECK(one->front().port == 65535);
 }
 
+TEST_CASE("service list: https on 443, or a port given", "[pmd][tls]") {
+  auto l = parse_service_list("http,https,https:8443");
+  REQUIRE(l);
+  REQUIRE(*l == std::vector<ServiceSpec>{{ServiceKind::http, 80},
+                                         {ServiceKind::https, 443},
+                                         {ServiceKind::https, 8443}});
+  CHECK(std::string(to_string(ServiceKind::https)) == "https");
+}
+
 TEST_CASE("service list: errors name what is wrong", "[pmd]") {
   auto err = [](std::string_view s) {
     auto r = parse_service_list(s);

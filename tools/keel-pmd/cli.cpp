@@ -58,6 +58,8 @@ const char* help_text =
     "  echotest ADDR PORT SIZE ROUNDS [CONNS]  ROUNDS round trips of SIZE random bytes through an\n"
     "                               echo service on each of CONNS connections (default 1); every\n"
     "                               byte checked; reports intact/corrupt, ok/FAILED\n"
+    "  tls-get ADDR PORT PATH [1.2|1.3]  keel as a TLS client (no certificate check): GET PATH,\n"
+    "                               then the version, suite, status line, body bytes and sha256\n"
     "  bench rr ADDR PORT SIZE [CONNS [SECONDS]]    CONNS connections (default 1) to an echo\n"
     "                               service, one SIZE-byte request outstanding on each, for\n"
     "                               SECONDS (default 3, after a warm-up): transactions/s, latency\n"
@@ -129,6 +131,8 @@ bool Cli::execute(const std::string& line, std::ostream& out) {
     stream(w, out);
   } else if (cmd == "echotest") {
     echotest(w, out);
+  } else if (cmd == "tls-get") {
+    tls_get(w, out);
   } else if (cmd == "bench") {
     bench(w, out);
   } else if (cmd == "ping") {

@@ -68,6 +68,8 @@ class Cli {
   void bench_idle(const BenchArgs& a, std::ostream& out);
   // mem_commands.cpp
   void show_mem(std::ostream& out);
+  // tls_commands.cpp
+  void tls_get(const std::vector<std::string>& w, std::ostream& out);
 
   engine::Engine& engine_;
   const Services* services_ = nullptr;

@@ -107,6 +107,7 @@ int main(int argc, char** argv) {
     // before the engine.
     auto services = std::make_unique<keel::pmd::Services>();
     if (!opts->serve.empty()) {
+      services->set_tls(opts->tls);
       if (auto r = services->start(**engine, opts->serve); !r) {
         std::cerr << "keel-pmd: --serve: " << r.error() << "\n";
         (*engine)->stop();

@@ -38,7 +38,10 @@ std::string usage() {
   --rx-faults SPEC    fault injection on receive, e.g. drop=5%,reorder=25%,delay=40ms
   --tx-faults SPEC    fault injection on transmit (same syntax)
   --serve LIST        TCP test services, NAME[:PORT],... of echo (7), discard (9),
-                      chargen (19), http (80); keel-pmd then runs until a signal
+                      chargen (19), http (80), https (443); keel-pmd then runs until a signal
+  --cert FILE         https: PEM certificate chain (required with --serve https)
+  --key FILE          https: PEM private key of --cert
+  --client-ca FILE    https: require a client certificate signed by this PEM CA
   --cmd "COMMAND"     run a command (repeatable); then exit unless -i or --serve
   -i                  interactive prompt on stdin (keel> )
   --loopback          two stacks joined by net_ring in this process; no NIC needed
@@ -118,6 +121,9 @@ Result<Options, std::string> parse_options(const std::vector<std::string>& args)
                               ", " + to_string(sp.kind) + ")");
         o.serve.push_back(sp);
       }
+    } else if (a == "--cert" || a == "--key" || a == "--client-ca") {
+      if (!value(v) || v.empty()) return bad(a, "needs a PEM file");
+      (a == "--cert" ? o.tls.cert_file : a == "--key" ? o.tls.key_file : o.tls.ca_file) = v;
     } else if (a == "--cmd") {
       if (!value(v)) return bad(a, "needs a command");
       o.commands.push_back(v);
@@ -149,6 +155,14 @@ Result<Options, std::string> parse_options(const std::vector<std::string>& args)
       return bad(a, "unknown option (see --help)");
     }
   }
+  bool https = false;
+  for (const auto& sp : o.serve) https = https || sp.kind == ServiceKind::https;
+  if (https && o.tls.cert_file.empty()) return bad("--cert", "required by --serve https");
+  if (https && o.tls.key_file.empty()) return bad("--key", "required by --serve https");
+  if (!https && (!o.tls.cert_file.empty() || !o.tls.key_file.empty() || !o.tls.ca_file.empty()))
+    return bad(!o.tls.cert_file.empty() ? "--cert" : !o.tls.key_file.empty() ? "--key" : "--client-ca",
+               "only with --serve https");
+  o.tls.alpn = {"http/1.1"};
   if (have_range && o.engine.total_instances == 0) return bad("--instance-range", "needs --instances-total");
   if (o.engine.total_instances != 0) {
     if (o.loopback) return bad("--instances-total", "not with --loopback");

@@ -16,6 +16,7 @@ struct Options {
   engine::EngineConfig engine;
   std::vector<std::string> commands;  ///< --cmd, run in order
   std::vector<ServiceSpec> serve;     ///< --serve: TCP test services on every instance
+  tls::ContextOptions tls;            ///< --cert, --key, --client-ca: the https service's TLS
   bool interactive = false;           ///< -i: prompt on stdin
   bool loopback = false;              ///< --loopback: two stacks over net_ring, no NIC
   unsigned loopback_pings = 200;

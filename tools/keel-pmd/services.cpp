@@ -12,6 +12,7 @@
 #include "engine/engine.hpp"
 #include "http_service.hpp"
 #include "tcp/tcp_stack.hpp"
+#include "tls/session.hpp"
 
 namespace keel::pmd {
 
@@ -23,6 +24,7 @@ const char* to_string(ServiceKind k) {
     case ServiceKind::discard: return "discard";
     case ServiceKind::chargen: return "chargen";
     case ServiceKind::http: return "http";
+    case ServiceKind::https: return "https";
   }
   return "?";
 }
@@ -33,6 +35,7 @@ uint16_t default_port(ServiceKind k) {
     case ServiceKind::discard: return 9;   // RFC 863
     case ServiceKind::chargen: return 19;  // RFC 864
     case ServiceKind::http: return 80;
+    case ServiceKind::https: return 443;
   }
   return 0;
 }
@@ -40,7 +43,7 @@ uint16_t default_port(ServiceKind k) {
 Result<std::vector<ServiceSpec>, std::string> parse_service_list(std::string_view list) {
   using Err = Unexpected<std::string>;
   std::vector<ServiceSpec> out;
-  if (list.empty()) return Err{"empty service list (known: echo, discard, chargen, http)"};
+  if (list.empty()) return Err{"empty service list (known: echo, discard, chargen, http, https)"};
   for (;;) {
     size_t comma = list.find(',');
     std::string_view item = list.substr(0, comma);
@@ -51,8 +54,9 @@ Result<std::vector<ServiceSpec>, std::string> parse_service_list(std::string_vie
     else if (name == "discard") s.kind = ServiceKind::discard;
     else if (name == "chargen") s.kind = ServiceKind::chargen;
     else if (name == "http") s.kind = ServiceKind::http;
+    else if (name == "https") s.kind = ServiceKind::https;
     else
-      return Err{"unknown service '" + std::string(name) + "' (known: echo, discard, chargen, http)"};
+      return Err{"unknown service '" + std::string(name) + "' (known: echo, discard, chargen, http, https)"};
     s.port = default_port(s.kind);
     if (colon != std::string_view::npos) {
       std::string_view p = item.substr(colon + 1);
@@ -111,6 +115,8 @@ class Session;
 class ServiceListener : public tcp::ListenHandler {
  public:
   virtual void recycle(Session* s) = 0;
+  /// https: the TLS context its sessions share.
+  std::shared_ptr<tls::Context> tls;
 };
 
 /// One accepted connection. The stack may end a connection inside any call
@@ -155,6 +161,7 @@ class Session : public tcp::ConnHandler {
   virtual void clear() {}
 
   bool live() const { return tcb_ != nullptr && !closing_; }
+  ServiceListener& owner() const { return *owner_; }
   rte_mempool* pool() const { return tcp_->instance().interfaces().front()->pool; }
 
   /// Orderly close once the response is queued: unread input is discarded
@@ -446,6 +453,152 @@ class HttpConn final : public Session {
   bool peer_fin_ = false, told_fin_ = false, lingering_ = false;
 };
 
+// ----- https: http over keel's TLS (the same /bytes/N) -----
+// Receive: TCP's mbufs go into the TLS session, which decrypts them in place;
+// the content is copied into the HTTP parser's buffer (it needs the request
+// head contiguous). Send: the response is produced into a record-sized
+// scratch buffer that stays in L1, and sealing reads it once and writes the
+// record (header, ciphertext, tag) once into the mbuf TCP sends and keeps for
+// retransmission: one TCP segment per record (records sized to the MSS).
+class HttpsConn final : public Session {
+ public:
+  HttpsConn() { linger_.set_callback(&HttpsConn::linger_expired, this); }
+  void started() override {
+    tls_ = std::make_unique<tls::Session>(owner().tls, pool(), &tcp_->counters());
+  }
+
+ private:
+  static constexpr uint64_t linger_ns = 2'000'000'000;
+
+  void readable() override { pump(); }
+  void writable() override { pump(); }
+  void peer_closed() override {
+    peer_fin_ = true;
+    if (lingering_) return finish();
+    if (tls_ && tls_->established()) {
+      // What arrived before the FIN, then: did the stream end inside a record?
+      while (rte_mbuf* m = tcp_->recv(*tcb_)) tls_->input(m);
+      auto r = tls_->process();
+      if (r) r = tls_->end_of_stream();
+      if (!r) {  // the alert (decode_error for a record cut short) goes ahead of our FIN
+        if (flush_output()) finish();
+        return;
+      }
+    }
+    pump();
+  }
+  void clear() override {
+    if (tcp_ != nullptr) tcp_->instance().timers().cancel(linger_);
+    tls_.reset();
+    if (plain_ != nullptr) rte_pktmbuf_free(plain_);
+    plain_ = nullptr;
+    plain_off_ = 0;
+    h_.reset();
+    peer_fin_ = told_fin_ = lingering_ = sent_close_ = false;
+  }
+
+  // Sends what the TLS session has to say (handshake flights, alerts, KeyUpdate).
+  bool flush_output() {
+    while (rte_mbuf* m = tls_->take_output()) {
+      if (auto r = tcp_->send(*tcb_, m); !r) {
+        rte_pktmbuf_free(m);
+        return false;
+      }
+    }
+    return live();
+  }
+
+  void pump() {
+    if (!live() || !tls_) return;
+    // Ciphertext in.
+    while (rte_mbuf* m = tcp_->recv(*tcb_)) tls_->input(m);
+    auto r = tls_->process();
+    if (!flush_output()) return;
+    if (!r) return finish();  // the alert is queued ahead of our FIN
+    if (!tls_->established()) {
+      if (peer_fin_) finish();
+      return;
+    }
+    bool progress = true;
+    while (progress && live()) {
+      progress = false;
+      if (rte_mbuf* m = tls_->take_plaintext()) {
+        if (plain_ == nullptr) plain_ = m;
+        else rte_pktmbuf_chain(plain_, m);
+      }
+      // Request bytes into the parser, as far as its buffer takes them.
+      while (plain_ != nullptr && h_.input_room() > 0) {
+        size_t n = std::min<size_t>(h_.input_room(), plain_->data_len - plain_off_);
+        std::memcpy(h_.input_ptr(), rte_pktmbuf_mtod(plain_, uint8_t*) + plain_off_, n);
+        h_.input_commit(n);
+        plain_off_ += n;
+        if (plain_off_ == plain_->data_len) {
+          rte_mbuf* next = plain_->next;
+          if (next != nullptr) {
+            next->pkt_len = plain_->pkt_len - plain_->data_len;
+            next->nb_segs = uint16_t(plain_->nb_segs - 1);
+          }
+          plain_->next = nullptr;
+          plain_->nb_segs = 1;
+          rte_pktmbuf_free_seg(plain_);
+          plain_ = next;
+          plain_off_ = 0;
+        }
+        progress = true;
+      }
+      if ((peer_fin_ || tls_->peer_closed()) && !told_fin_ && plain_ == nullptr) {
+        told_fin_ = true;
+        h_.peer_closed();
+        progress = true;
+      }
+      // Response records, one per segment, while the send buffer has room.
+      size_t per = tls_->content_per_record(tcb_->mss);
+      while (h_.has_output() && live()) {
+        if (tcp_->send_space(*tcb_) < per + 64) break;
+        uint8_t scratch[tls::max_plaintext];
+        size_t n = h_.produce(scratch, per);
+        if (n == 0) break;
+        Segment seg{scratch, n};
+        auto rec = tls_->seal({&seg, 1});
+        if (!rec) return finish();  // pool dry or closed: give up this connection
+        if (auto sr = tcp_->send(*tcb_, *rec); !sr) {
+          rte_pktmbuf_free(*rec);
+          return;
+        }
+        progress = true;
+      }
+      if (h_.done()) return linger();
+    }
+    if (live() && h_.has_output()) tcp_->want_writable(*tcb_);
+  }
+
+  // As HttpConn::linger, with close_notify ahead of the FIN.
+  void linger() {
+    if (!live()) return;
+    if (!sent_close_) {
+      sent_close_ = true;
+      tls_->close_notify();
+      if (!flush_output()) return;
+    }
+    if (peer_fin_) return finish();
+    if (auto r = tcp_->shutdown(*tcb_); !r) return finish();
+    lingering_ = true;
+    drain();
+    if (live()) tcp_->instance().timers().schedule(linger_, tcp_->clock_now() + linger_ns);
+  }
+  static void linger_expired(engine::Timer&, void* ctx, uint64_t) {
+    auto* s = static_cast<HttpsConn*>(ctx);
+    s->guarded([s] { s->finish(); });
+  }
+
+  std::unique_ptr<tls::Session> tls_;
+  rte_mbuf* plain_ = nullptr;  // content not yet taken by the parser
+  size_t plain_off_ = 0;
+  http::Session h_;
+  engine::Timer linger_;
+  bool peer_fin_ = false, told_fin_ = false, lingering_ = false, sent_close_ = false;
+};
+
 template <class S>
 class PooledListener final : public ServiceListener {
  public:
@@ -477,6 +630,7 @@ std::unique_ptr<ServiceListener> make_listener(ServiceKind k, TcpStack& t) {
     case ServiceKind::discard: return std::make_unique<PooledListener<DiscardSession>>(t);
     case ServiceKind::chargen: return std::make_unique<PooledListener<ChargenSession>>(t);
     case ServiceKind::http: return std::make_unique<PooledListener<HttpConn>>(t);
+    case ServiceKind::https: return std::make_unique<PooledListener<HttpsConn>>(t);
   }
   return nullptr;
 }
@@ -497,10 +651,20 @@ Services::Services() = default;
 Result<void, std::string> Services::start(engine::Engine& e, const std::vector<ServiceSpec>& specs) {
   if (!hosts_.empty()) return Unexpected<std::string>{"services already started"};
   specs_ = specs;
+  std::shared_ptr<tls::Context> tls_ctx;
+  for (const auto& sp : specs)
+    if (sp.kind == ServiceKind::https && tls_ctx == nullptr) {
+      auto c = tls::Context::create(tls_);
+      if (!c) return Unexpected<std::string>{"https: " + c.error()};
+      tls_ctx = *c;
+    }
   for (size_t i = 0; i < e.instances().size(); ++i) {
     auto host = std::make_shared<Host>();
     host->tcp = &e.tcp(i);
-    for (const auto& sp : specs) host->handlers.push_back(make_listener(sp.kind, *host->tcp));
+    for (const auto& sp : specs) {
+      host->handlers.push_back(make_listener(sp.kind, *host->tcp));
+      host->handlers.back()->tls = tls_ctx;
+    }
     hosts_.push_back(host);
     auto err = std::make_shared<std::string>();
     bool ok = run_on(*e.instances()[i], [host, err, specs](engine::Instance& inst) {

@@ -10,6 +10,8 @@
 ///   chargen  RFC 864, port 19: the rotating 72-character lines, written into
 ///            the send buffer whenever it has room, until the peer closes.
 ///   http     port 80: see http_service.hpp.
+///   https    port 443: the same over TLS 1.3/1.2 (keel::tls: OpenSSL's
+///            handshake, keel's record layer); needs --cert and --key.
 /// The pure parts (list parsing, the chargen stream) are declared here for the
 /// unit tests; the TCP glue lives in services.cpp.
 
@@ -20,6 +22,8 @@
 #include <vector>
 
 #include <keel/result.hpp>
+
+#include "tls/context.hpp"
 
 struct rte_mbuf;
 
@@ -33,7 +37,7 @@ class ListenHandler;
 
 namespace keel::pmd {
 
-enum class ServiceKind : uint8_t { echo, discard, chargen, http };
+enum class ServiceKind : uint8_t { echo, discard, chargen, http, https };
 
 struct ServiceSpec {
   ServiceKind kind = ServiceKind::echo;
@@ -42,10 +46,10 @@ struct ServiceSpec {
 };
 
 const char* to_string(ServiceKind k);
-/// The well-known port: 7, 9, 19, 80.
+/// The well-known port: 7, 9, 19, 80, 443.
 uint16_t default_port(ServiceKind k);
 
-/// Parses "name[:port],name[:port],..." (names echo, discard, chargen, http).
+/// Parses "name[:port],name[:port],..." (names echo, discard, chargen, http, https).
 /// The error names the offending item: an unknown service, a port that is not
 /// 1..65535, or a port given twice.
 Result<std::vector<ServiceSpec>, std::string> parse_service_list(std::string_view list);
@@ -80,6 +84,8 @@ class Services {
   /// Listens for every spec on every address of every instance (once). On an
   /// error, what did start keeps running until the engine stops.
   Result<void, std::string> start(engine::Engine& e, const std::vector<ServiceSpec>& specs);
+  /// The TLS configuration for https (before start; its errors come from start).
+  void set_tls(const tls::ContextOptions& o) { tls_ = o; }
   Services(const Services&) = delete;
   Services& operator=(const Services&) = delete;
 
@@ -91,6 +97,7 @@ class Services {
 
  private:
   std::vector<ServiceSpec> specs_;
+  tls::ContextOptions tls_;
   std::vector<std::shared_ptr<Host>> hosts_;
 };
 

@@ -868,6 +868,146 @@ def bench_shm(ctx):
     return res
 
 
+# ===== tls: HTTPS bulk download and small responses =====
+
+NGINX_TLS_CONF = """worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    sendfile off;
+    server {{
+        listen {addr}:443 ssl reuseport;
+        ssl_certificate {dir}/cert.pem;
+        ssl_certificate_key {dir}/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_tickets on;
+        root {dir}/html;
+        location / {{ index index.html; }}
+    }}
+}}
+"""
+
+
+def _curl_gbits(ctx, ns, url, label):
+    lab = ctx.lab
+    rc, lines = lab.run(label, ns, L.CLIENT_CORE, ["curl", "-k", "--tlsv1.3", "-sS", "-o", "/dev/null", "-w",
+                                                       "%{speed_download} %{size_download}\\n", url], timeout=300)
+    try:
+        speed, size = lines[-1].split()
+    except (IndexError, ValueError):
+        raise BenchFailed(f"{label}: curl output not understood: {lines[-3:]}")
+    return float(speed) * 8 / 1e9, int(float(size))
+
+
+def _tls_against_keel(ctx, res, kind, d, size, t):
+    """curl and wrk (core 0) against keel-pmd's https (core 1) over `kind`."""
+    lab = ctx.lab
+    pmd, kns, addr = lab.keel_facing_kernel(kind, "https", echo=ctx.echo(),
+                                            extra=["--cert", os.path.join(d, "cert.pem"),
+                                                   "--key", os.path.join(d, "key.pem")])
+    try:
+        _wait_port(ctx, kns, addr, 443)
+        gbit, got = _curl_gbits(ctx, kns, f"https://{addr}/bytes/{size}", f"curl keel {kind}")
+        if got != size:
+            raise BenchFailed(f"curl from keel: {got} of {size} bytes")
+        line = f"curl -k --tlsv1.3 /bytes/{size}: {gbit:.2f} Gbit/s"
+        ctx.log(f"  keel   {kind:<9} curl  https bulk (keel-pmd): {line}")
+        res.add_run("keel", kind, "curl", "https_bulk", dict(bytes=size), dict(gbit=gbit), "ok", line)
+        rc, lines = lab.run(f"wrk keel https {kind}", kns, L.CLIENT_CORE,
+                            ["wrk", "-t", "1", "-c", "64", "-d", f"{t}s", "--latency", f"https://{addr}/"],
+                            timeout=t + 60)
+        w = _parse_wrk(lines)
+        line = (f"wrk -t 1 -c 64 -d {t}s https /: {w['rps']:.1f} req/s, p99 {w['p99_us']:.1f} us, "
+                f"errors {w['errors']:.0f}")
+        ctx.log(f"  keel   {kind:<9} wrk   https / x 64 (keel-pmd): {line}")
+        res.add_run("keel", kind, "wrk", "https_small", dict(conns=64), w,
+                    "ok" if w["errors"] == 0 and w["non2xx"] == 0 else "FAILED (wrk errors)", line, lines)
+    finally:
+        pmd.quit()
+    return gbit, w
+
+
+def bench_tls(ctx):
+    """keel-pmd's https (core 1, net_af_packet facing the kernel) against nginx + OpenSSL
+    on the kernel (one worker, core 1, veth); the same kernel clients (curl, wrk) on core 0."""
+    res = Result("tls")
+    lab = ctx.lab
+    s = ctx.http_seconds
+    size = (100 if ctx.quick else 1024) << 20
+    d = os.path.join(lab.dir, "nginx-tls")
+    os.makedirs(os.path.join(d, "html"), exist_ok=True)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-subj", "/CN=keel-perf", "-days", "1", "-keyout", os.path.join(d, "key.pem"),
+                    "-out", os.path.join(d, "cert.pem")], check=True, capture_output=True)
+    with open(os.path.join(d, "html", "index.html"), "w") as f:
+        f.write(KEEL_PAGE)
+    # nginx serves the same bytes as keel's /bytes/N (byte i = i mod 251) from a file.
+    os.makedirs(os.path.join(d, "html", "bytes"), exist_ok=True)
+    period = bytes(i % 251 for i in range(251 * 4096))
+    with open(os.path.join(d, "html", "bytes", str(size)), "wb") as f:
+        left = size
+        while left > 0:
+            f.write(period[:min(left, len(period))])
+            left -= min(left, len(period))
+    t = max(1, int(round(s)))
+
+    keel = {}
+    for kind in ("af_packet", "tap"):
+        try:
+            keel[kind] = _tls_against_keel(ctx, res, kind, d, size, t)
+        except (BenchFailed, L.LabError) as e:
+            if kind == "af_packet":
+                raise
+            ctx.log(f"  keel over {kind}: did not run: {e}")
+    keel_gbit, kw = keel["af_packet"]
+
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_TLS_CONF.format(dir=d, addr=L.VETH_SERVER_IP))
+    ng = lab.start("nginx", lab.ns_server, L.SERVER_CORE, ["nginx", "-c", conf, "-p", d, "-e", os.path.join(d, "error.log")])
+    try:
+        _wait_port(ctx, lab.ns_client, L.VETH_SERVER_IP, 443)
+        kern_gbit, got = _curl_gbits(ctx, lab.ns_client, f"https://{L.VETH_SERVER_IP}/bytes/{size}", "curl nginx")
+        if got != size:
+            raise BenchFailed(f"curl from nginx: {got} of {size} bytes")
+        line = f"curl -k --tlsv1.3 /bytes/{size}: {kern_gbit:.2f} Gbit/s"
+        ctx.log(f"  kernel veth      curl  https bulk (nginx, 1 worker): {line}")
+        res.add_run("kernel", "veth", "curl", "https_bulk", dict(bytes=size), dict(gbit=kern_gbit), "ok", line)
+        rc, lines = lab.run("wrk nginx https", lab.ns_client, L.CLIENT_CORE,
+                            ["wrk", "-t", "1", "-c", "64", "-d", f"{t}s", "--latency", f"https://{L.VETH_SERVER_IP}/"],
+                            timeout=t + 60)
+        nw = _parse_wrk(lines)
+        line = (f"wrk -t 1 -c 64 -d {t}s https /: {nw['rps']:.1f} req/s, p99 {nw['p99_us']:.1f} us, "
+                f"errors {nw['errors']:.0f}")
+        ctx.log(f"  kernel veth      wrk   https / x 64 (nginx, 1 worker): {line}")
+        res.add_run("kernel", "veth", "wrk", "https_small", dict(conns=64), nw,
+                    "ok" if nw["errors"] == 0 and nw["non2xx"] == 0 else "FAILED (wrk errors)", line, lines)
+    finally:
+        lab.stop(ng)
+    if "tap" in keel:
+        res.line("tls_bulk_tap", keel["tap"][0], kern_gbit, "Gbit/s", True, "keel over net_tap (reference)")
+        res.line("tls_small_tap", keel["tap"][1]["rps"], nw["rps"], "req/s", True, "keel over net_tap (reference)")
+    res.line("tls_bulk", keel_gbit, kern_gbit, "Gbit/s", True,
+             "curl -k --tlsv1.3, one download; keel over af_packet vs nginx over veth (the kernel client's "
+             "receive side is in both)")
+    res.line("tls_small", kw["rps"], nw["rps"], "req/s", True, "wrk -t 1 -c 64 https /, keep-alive")
+    # Payload passes between the application's buffer and the port (by construction, not counted):
+    # keel: the cipher reads the L1-resident plaintext and writes header+ciphertext+tag into the mbuf
+    # the NIC sends (TCP retransmits that mbuf): 1. nginx + OpenSSL without kTLS: read() of the file
+    # into nginx's buffer (sendfile is off under TLS), SSL_write encrypts into OpenSSL's write
+    # buffer, send() copies that into the skb: 3, of which 2 between the buffer and the port.
+    res.line("tls_passes", 1, 2, "passes", False,
+             "times each payload byte is written between the application's buffer and the port: keel "
+             "once (the cipher, into the outgoing mbuf); nginx+OpenSSL: the cipher into OpenSSL's buffer, "
+             "then send() into the skb")
+    return res
+
+
 BENCHES = {
     "rr": bench_rr,
     "stream": bench_stream,
@@ -876,4 +1016,5 @@ BENCHES = {
     "cost": bench_cost,
     "http": bench_http,
     "shm": bench_shm,
+    "tls": bench_tls,
 }

@@ -302,7 +302,7 @@ class Lab:
     def keel_pair(self, serve="echo,discard,http", echo=None):
         return KeelPair(self, serve, echo)
 
-    def keel_facing_kernel(self, kind, serve="http", echo=None):
+    def keel_facing_kernel(self, kind, serve="http", echo=None, extra=()):
         """keel-pmd serving on core 1 over a port the kernel reaches: kind "af_packet" (a
         veth whose kernel end is in the client namespace) or "tap" (net_tap; the kernel
         client then runs in keel's namespace). Returns (KeelPmd, kernel namespace, keel
@@ -322,7 +322,7 @@ class Lab:
         else:
             tap = self.tag + "tap"
             vdev, addr, kns = f"net_tap0,iface={tap}", TAP_KEEL_IP, ns
-        pmd = KeelPmd(self, f"srv-{kind}", SERVER_CORE, None, addr, ["--serve", serve], None, echo,
+        pmd = KeelPmd(self, f"srv-{kind}", SERVER_CORE, None, addr, ["--serve", serve] + list(extra), None, echo,
                       vdev=vdev, ns=ns)
         if kind == "tap":
             # The PMD gave the kernel side the port's MAC: give it another, then the address.

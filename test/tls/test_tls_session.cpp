@@ -1,0 +1,440 @@
+// SPDX-License-Identifier: BSD-3-Clause
+// keel::tls::Session (OpenSSL handshake, keel record layer) against OpenSSL
+// peers over memory, mbufs in and out: every suite and version, session
+// tickets counted into the sequence numbers, KeyUpdate, resumption, client
+// certificates, close_notify, and the refusals (with counters and the mempool
+// back to its baseline).
+#include <catch2/catch.hpp>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "openssl_pair.hpp"
+#include "tls/session.hpp"
+
+using namespace keel;
+using namespace keel::tls;
+using keel::tls::test::CertFiles;
+
+namespace {
+
+rte_mempool* pool() {
+  static rte_mempool* p = rte_pktmbuf_pool_create("tls_session_test", 8191, 0, 0,
+                                                  RTE_MBUF_DEFAULT_BUF_SIZE, int(rte_socket_id()));
+  REQUIRE(p != nullptr);
+  return p;
+}
+
+// Wire bytes as TCP would deliver them: a chain of segments of at most 1448 bytes.
+rte_mbuf* to_mbufs(const std::vector<uint8_t>& v) {
+  rte_mbuf* head = nullptr;
+  rte_mbuf* tail = nullptr;
+  for (size_t off = 0; off < v.size();) {
+    rte_mbuf* m = rte_pktmbuf_alloc(pool());
+    REQUIRE(m != nullptr);
+    uint16_t n = uint16_t(std::min<size_t>(1448, v.size() - off));
+    std::memcpy(rte_pktmbuf_append(m, n), v.data() + off, n);
+    off += n;
+    if (head == nullptr) {
+      head = m;
+    } else {
+      tail->next = m;
+      head->pkt_len += n;
+      ++head->nb_segs;
+    }
+    tail = m;
+  }
+  return head;
+}
+
+std::vector<uint8_t> from_mbufs(rte_mbuf* m) {
+  std::vector<uint8_t> v;
+  for (rte_mbuf* s = m; s != nullptr; s = s->next) {
+    auto* p = rte_pktmbuf_mtod(s, uint8_t*);
+    v.insert(v.end(), p, p + s->data_len);
+  }
+  if (m != nullptr) rte_pktmbuf_free(m);
+  return v;
+}
+
+std::vector<uint8_t> pattern(size_t n, uint8_t seed) {
+  std::vector<uint8_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = uint8_t(seed + i * 13 + (i >> 9));
+  return v;
+}
+
+// An OpenSSL peer over memory BIOs.
+struct Peer {
+  Peer(bool server, int version, const char* suite, const CertFiles* cert = nullptr) {
+    ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+    SSL_CTX_set_min_proto_version(ctx, version);
+    SSL_CTX_set_max_proto_version(ctx, version);
+    if (suite != nullptr) {
+      if (version == TLS1_3_VERSION) SSL_CTX_set_ciphersuites(ctx, suite);
+      else SSL_CTX_set_cipher_list(ctx, suite);
+    }
+    if (cert != nullptr) {
+      REQUIRE(SSL_CTX_use_certificate_file(ctx, cert->cert.c_str(), SSL_FILETYPE_PEM) == 1);
+      REQUIRE(SSL_CTX_use_PrivateKey_file(ctx, cert->key.c_str(), SSL_FILETYPE_PEM) == 1);
+    }
+    ssl = SSL_new(ctx);
+    BIO* r = BIO_new(BIO_s_mem());
+    BIO_set_mem_eof_return(r, -1);
+    SSL_set_bio(ssl, r, BIO_new(BIO_s_mem()));
+    if (server) SSL_set_accept_state(ssl);
+    else SSL_set_connect_state(ssl);
+  }
+  ~Peer() {
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+  }
+  std::vector<uint8_t> output() {
+    std::vector<uint8_t> out;
+    uint8_t buf[16384];
+    for (int n; (n = BIO_read(SSL_get_wbio(ssl), buf, sizeof buf)) > 0;) out.insert(out.end(), buf, buf + n);
+    return out;
+  }
+  void input(const std::vector<uint8_t>& v) {
+    if (!v.empty()) BIO_write(SSL_get_rbio(ssl), v.data(), int(v.size()));
+  }
+  // Reads what is there; stops at would-block, returns false on an error or close.
+  bool read_all(std::vector<uint8_t>& out) {
+    uint8_t buf[16384];
+    for (;;) {
+      int n = SSL_read(ssl, buf, sizeof buf);
+      if (n > 0) {
+        out.insert(out.end(), buf, buf + n);
+        continue;
+      }
+      return SSL_get_error(ssl, n) == SSL_ERROR_WANT_READ;
+    }
+  }
+  SSL_CTX* ctx;
+  SSL* ssl;
+};
+
+// Moves bytes both ways until neither side has anything to say; returns the
+// last error keel's session reported (ok if none).
+Alert pump(Session& k, Peer& p, int rounds = 10) {
+  Alert last = Alert::close_notify;
+  for (int i = 0; i < rounds; ++i) {
+    if (!SSL_is_init_finished(p.ssl)) (void)SSL_do_handshake(p.ssl);
+    auto wire = p.output();
+    bool moved = !wire.empty();
+    if (moved) k.input(to_mbufs(wire));
+    if (auto r = k.process(); !r && last == Alert::close_notify) last = r.error();  // the first error
+    auto back = from_mbufs(k.take_output());
+    moved = moved || !back.empty();
+    p.input(back);
+    if (!moved && (k.established() || k.state() == Session::State::failed) && SSL_is_init_finished(p.ssl)) break;
+  }
+  return last;
+}
+
+std::shared_ptr<Context> server_context(const CertFiles& c, bool tls12 = true, bool tls13 = true,
+                                        std::string ca = {}) {
+  ContextOptions o;
+  o.cert_file = c.cert;
+  o.key_file = c.key;
+  o.tls12 = tls12;
+  o.tls13 = tls13;
+  o.ca_file = std::move(ca);
+  o.alpn = {"http/1.1"};
+  auto ctx = Context::create(o);
+  REQUIRE(ctx.has_value());
+  return *ctx;
+}
+
+std::vector<uint8_t> seal_all(Session& k, const std::vector<uint8_t>& data, size_t mss = 1448) {
+  std::vector<uint8_t> wire;
+  size_t per = k.content_per_record(mss);
+  for (size_t off = 0; off < data.size(); off += per) {
+    Segment s{const_cast<uint8_t*>(data.data() + off), std::min(per, data.size() - off)};
+    auto m = k.seal({&s, 1});
+    REQUIRE(m.has_value());
+    REQUIRE((*m)->pkt_len <= mss);
+    auto rec = from_mbufs(*m);
+    wire.insert(wire.end(), rec.begin(), rec.end());
+  }
+  return wire;
+}
+
+}  // namespace
+
+TEST_CASE("keel server with OpenSSL client: every suite, both versions, tickets counted", "[tls][session]") {
+  auto v = GENERATE(Version::tls13, Version::tls12);
+  auto c = GENERATE(Cipher::aes_128_gcm, Cipher::aes_256_gcm, Cipher::chacha20_poly1305);
+  INFO("version " << int(v) << " cipher " << int(c));
+  CertFiles cert("keel-server");
+  unsigned base = rte_mempool_in_use_count(pool());
+  {
+    engine::Counters counters;
+    Session k(server_context(cert), pool(), &counters);
+    // The 1.2 names here are ECDHE-ECDSA: the throwaway certificate is P-256.
+    Peer p(false, v == Version::tls13 ? TLS1_3_VERSION : TLS1_2_VERSION, test::openssl_suite(v, c));
+    unsigned char alpn[] = "\x08http/1.1";
+    SSL_set_alpn_protos(p.ssl, alpn, sizeof alpn - 1);
+    (void)pump(k, p);
+    REQUIRE(k.established());
+    REQUIRE(SSL_is_init_finished(p.ssl));
+    CHECK(k.version() == v);
+    CHECK(k.cipher() == c);
+    CHECK(k.alpn() == "http/1.1");
+    CHECK(counters.get(engine::Counter::tls_handshakes) == 1);
+    // TLS 1.3: OpenSSL sent two tickets under the application keys already.
+    CHECK(k.tx_seq() == (v == Version::tls13 ? 2u : 1u));
+
+    // Client to keel: a request, split over several records and segments.
+    auto req = pattern(40000, 1);
+    REQUIRE(SSL_write(p.ssl, req.data(), int(req.size())) == int(req.size()));
+    k.input(to_mbufs(p.output()));
+    REQUIRE(k.process().has_value());
+    CHECK(from_mbufs(k.take_plaintext()) == req);
+
+    // keel to client: records sized to 1448-byte segments.
+    auto resp = pattern(100000, 7);
+    p.input(seal_all(k, resp));
+    std::vector<uint8_t> got;
+    REQUIRE(p.read_all(got));
+    CHECK(got == resp);
+    CHECK(counters.get(engine::Counter::tls_bad_record_mac) == 0);
+
+    // close_notify both ways.
+    k.close_notify();
+    p.input(from_mbufs(k.take_output()));
+    uint8_t b;
+    CHECK(SSL_read(p.ssl, &b, 1) == 0);
+    CHECK(SSL_get_error(p.ssl, 0) == SSL_ERROR_ZERO_RETURN);
+    CHECK(SSL_shutdown(p.ssl) >= 0);
+    k.input(to_mbufs(p.output()));
+    REQUIRE(k.process().has_value());
+    CHECK(k.peer_closed());
+    CHECK_FALSE(k.seal({}).has_value());
+  }
+  CHECK(rte_mempool_in_use_count(pool()) == base);
+}
+
+TEST_CASE("KeyUpdate from an OpenSSL client, update requested: keel answers and re-keys", "[tls][session]") {
+  CertFiles cert("keel-server");
+  Session k(server_context(cert), pool(), nullptr);
+  Peer p(false, TLS1_3_VERSION, nullptr);
+  (void)pump(k, p);
+  REQUIRE(k.established());
+  REQUIRE(SSL_key_update(p.ssl, SSL_KEY_UPDATE_REQUESTED) == 1);
+  auto req = pattern(3000, 2);
+  REQUIRE(SSL_write(p.ssl, req.data(), int(req.size())) == int(req.size()));
+  k.input(to_mbufs(p.output()));
+  REQUIRE(k.process().has_value());
+  CHECK(from_mbufs(k.take_plaintext()) == req);
+  CHECK(k.rx_seq() == 1);  // new keys, first record
+  auto ku = from_mbufs(k.take_output());  // keel's own KeyUpdate
+  CHECK_FALSE(ku.empty());
+  CHECK(k.tx_seq() == 0);
+  p.input(ku);
+  auto resp = pattern(5000, 3);
+  p.input(seal_all(k, resp));
+  std::vector<uint8_t> got;
+  REQUIRE(p.read_all(got));
+  CHECK(got == resp);
+  // keel-initiated, requesting the peer's: OpenSSL follows and its next record opens.
+  REQUIRE(k.key_update(true).has_value());
+  p.input(from_mbufs(k.take_output()));
+  got.clear();
+  REQUIRE(p.read_all(got));
+  REQUIRE(SSL_write(p.ssl, req.data(), int(req.size())) == int(req.size()));
+  k.input(to_mbufs(p.output()));
+  REQUIRE(k.process().has_value());
+  CHECK(from_mbufs(k.take_plaintext()) == req);
+}
+
+TEST_CASE("session resumption with tickets, both versions", "[tls][session]") {
+  auto v = GENERATE(TLS1_3_VERSION, TLS1_2_VERSION);
+  CertFiles cert("keel-server");
+  auto ctx = server_context(cert);
+  SSL_SESSION* saved = nullptr;
+  {
+    Session k(ctx, pool(), nullptr);
+    Peer p(false, v, nullptr);
+    (void)pump(k, p);
+    REQUIRE(k.established());
+    CHECK_FALSE(k.resumed());
+    p.input(seal_all(k, pattern(10, 0)));  // the client reads the tickets with the data
+    std::vector<uint8_t> got;
+    REQUIRE(p.read_all(got));
+    saved = SSL_get1_session(p.ssl);
+    REQUIRE(saved != nullptr);
+    // A client freed without close_notify marks its session not resumable.
+    REQUIRE(SSL_shutdown(p.ssl) >= 0);
+  }
+  Session k(ctx, pool(), nullptr);
+  Peer p(false, v, nullptr);
+  SSL_set_session(p.ssl, saved);
+  (void)pump(k, p);
+  REQUIRE(k.established());
+  CHECK(k.resumed());
+  CHECK(SSL_session_reused(p.ssl) == 1);
+  auto resp = pattern(20000, 4);
+  p.input(seal_all(k, resp));
+  std::vector<uint8_t> got;
+  REQUIRE(p.read_all(got));
+  CHECK(got == resp);
+  SSL_SESSION_free(saved);
+}
+
+TEST_CASE("client certificate required: refused when absent, accepted when presented", "[tls][session]") {
+  CertFiles server_cert("keel-server"), client_cert("keel-client");
+  auto ctx = server_context(server_cert, true, true, client_cert.cert);
+  SECTION("absent") {
+    engine::Counters counters;
+    Session k(ctx, pool(), &counters);
+    Peer p(false, TLS1_3_VERSION, nullptr);
+    CHECK(pump(k, p) == Alert::handshake_failure);
+    CHECK(k.state() == Session::State::failed);
+    CHECK(counters.get(engine::Counter::tls_handshake_failures) == 1);
+  }
+  SECTION("presented") {
+    Session k(ctx, pool(), nullptr);
+    Peer p(false, TLS1_3_VERSION, nullptr, &client_cert);
+    (void)pump(k, p);
+    REQUIRE(k.established());
+    CHECK(k.peer_verified());
+  }
+  ERR_clear_error();
+}
+
+TEST_CASE("keel client with an OpenSSL server", "[tls][session]") {
+  auto v = GENERATE(TLS1_3_VERSION, TLS1_2_VERSION);
+  CertFiles cert("keel-server");
+  ContextOptions o;
+  o.server = false;
+  o.ca_file = cert.cert;  // verify the server against its own self-signed certificate
+  auto ctx = Context::create(o);
+  REQUIRE(ctx.has_value());
+  Session k(*ctx, pool(), nullptr, "keel-server");
+  Peer p(true, v, nullptr, &cert);
+  (void)pump(k, p);
+  REQUIRE(k.established());
+  CHECK(k.peer_verified());
+  auto req = pattern(2000, 5);
+  p.input(seal_all(k, req));
+  std::vector<uint8_t> got;
+  REQUIRE(p.read_all(got));
+  CHECK(got == req);
+  auto resp = pattern(30000, 6);
+  REQUIRE(SSL_write(p.ssl, resp.data(), int(resp.size())) == int(resp.size()));
+  k.input(to_mbufs(p.output()));  // tickets (1.3) first, then the data
+  REQUIRE(k.process().has_value());
+  CHECK(from_mbufs(k.take_plaintext()) == resp);
+}
+
+// ===== refusals =====
+
+TEST_CASE("a bad record ends the session with the right alert, counted, nothing leaked", "[tls][session][errors]") {
+  auto v = GENERATE(TLS1_3_VERSION, TLS1_2_VERSION);
+  CertFiles cert("keel-server");
+  unsigned base = rte_mempool_in_use_count(pool());
+  engine::Counters counters;
+  {
+    Session k(server_context(cert), pool(), &counters);
+    Peer p(false, v, nullptr);
+    (void)pump(k, p);
+    REQUIRE(k.established());
+    auto req = pattern(1000, 1);
+    REQUIRE(SSL_write(p.ssl, req.data(), int(req.size())) == int(req.size()));
+    auto wire = p.output();
+
+    SECTION("a corrupted byte: bad_record_mac, and OpenSSL gets the alert") {
+      wire[wire.size() / 2] ^= 0x20;
+      k.input(to_mbufs(wire));
+      auto r = k.process();
+      REQUIRE_FALSE(r.has_value());
+      CHECK(r.error() == Alert::bad_record_mac);
+      CHECK(counters.get(engine::Counter::tls_bad_record_mac) == 1);
+      CHECK(counters.get(engine::Counter::tls_alerts_sent) == 1);
+      p.input(from_mbufs(k.take_output()));
+      std::vector<uint8_t> got;
+      CHECK_FALSE(p.read_all(got));
+      CHECK(ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_SSLV3_ALERT_BAD_RECORD_MAC);
+    }
+    SECTION("an oversized record: record_overflow before its body arrives") {
+      std::vector<uint8_t> big = {23, 3, 3, 0x48, 0x01};  // 2^14 + 2049
+      k.input(to_mbufs(big));
+      auto r = k.process();
+      REQUIRE_FALSE(r.has_value());
+      CHECK(r.error() == Alert::record_overflow);
+      CHECK(counters.get(engine::Counter::tls_record_overflow) == 1);
+    }
+    SECTION("a truncated record waits; the rest completes it") {
+      k.input(to_mbufs({wire.begin(), wire.end() - 1}));
+      REQUIRE(k.process().has_value());
+      CHECK(k.take_plaintext() == nullptr);
+      k.input(to_mbufs({wire.end() - 1, wire.end()}));
+      REQUIRE(k.process().has_value());
+      CHECK(from_mbufs(k.take_plaintext()) == req);
+    }
+    SECTION("a record cut short by the end of the stream: decode_error") {
+      k.input(to_mbufs({wire.begin(), wire.end() - 1}));
+      REQUIRE(k.process().has_value());
+      auto r = k.end_of_stream();
+      REQUIRE_FALSE(r.has_value());
+      CHECK(r.error() == Alert::decode_error);
+      CHECK(counters.get(engine::Counter::tls_bad_records) == 1);
+      CHECK(counters.get(engine::Counter::tls_alerts_sent) == 1);
+    }
+    SECTION("the end of the stream at a record boundary without close_notify: no error, not peer_closed") {
+      k.input(to_mbufs(wire));
+      REQUIRE(k.process().has_value());
+      REQUIRE(k.end_of_stream().has_value());
+      CHECK_FALSE(k.peer_closed());
+      CHECK(from_mbufs(k.take_plaintext()) == req);
+    }
+    SECTION("a record after close_notify: unexpected_message") {
+      REQUIRE(SSL_shutdown(p.ssl) >= 0);
+      auto close = p.output();
+      wire.insert(wire.end(), close.begin(), close.end());
+      k.input(to_mbufs(wire));
+      REQUIRE(k.process().has_value());
+      CHECK(k.peer_closed());
+      CHECK(from_mbufs(k.take_plaintext()) == req);
+      std::vector<uint8_t> more = {23, 3, 3, 0, 40};
+      more.resize(45, 0x55);
+      k.input(to_mbufs(more));
+      auto r = k.process();
+      REQUIRE_FALSE(r.has_value());
+      CHECK(r.error() == Alert::unexpected_message);
+      CHECK(counters.get(engine::Counter::tls_bad_records) == 1);
+    }
+    (void)from_mbufs(k.take_output());
+    (void)from_mbufs(k.take_plaintext());
+  }
+  ERR_clear_error();
+  CHECK(rte_mempool_in_use_count(pool()) == base);
+}
+
+TEST_CASE("a missing or mismatched certificate is refused with a message naming the option", "[tls][context]") {
+  CertFiles a("a"), b("b");
+  ContextOptions o;
+  o.cert_file = "/nonexistent/cert.pem";
+  o.key_file = a.key;
+  auto r = Context::create(o);
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().find("--cert /nonexistent/cert.pem") != std::string::npos);
+  o.cert_file = a.cert;
+  o.key_file = b.key;
+  r = Context::create(o);
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().find("--key " + b.key) != std::string::npos);
+  CHECK(r.error().find("mismatch") != std::string::npos);
+  o.cert_file.clear();
+  r = Context::create(o);
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().find("--cert is required") != std::string::npos);
+  ERR_clear_error();
+}
