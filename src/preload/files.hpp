@@ -90,6 +90,7 @@ struct Socket final : File {
   UdpSocket udp;
   bool udp_connected = false;
   sockaddr_in udp_peer{};
+  bool connect_pending = false;  // a non-blocking connect() answered EINPROGRESS, no connect() since
   bool peer_fin = false, wr_shut = false, rd_shut = false;
   Errc end_error = Errc::ok;
   int so_error = 0;   // SO_ERROR: taken by getsockopt or the next call that reports it

@@ -230,9 +230,16 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
   switch (s->state) {
     case Socket::State::connecting: return fail(EALREADY);
     case Socket::State::connected:
-    case Socket::State::ended: return fail(EISCONN);
-    case Socket::State::listening: return fail(EINVAL);
+    case Socket::State::ended:
+      // As Linux: after a non-blocking connect, the first connect() that sees it done says 0.
+      if (s->connect_pending) {
+        s->connect_pending = false;
+        return 0;
+      }
+      return fail(EISCONN);
+    case Socket::State::listening: return fail(EISCONN);
     case Socket::State::failed:
+      s->connect_pending = false;
       if (int e = s->so_error) {
         s->so_error = 0;
         return fail(e);
@@ -271,8 +278,14 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
   s->conn = *c;
   s->state = Socket::State::connecting;
   h.poll();  // a channel (intra-node) may connect at once
+  if (s->nonblock) {
+    // As Linux with a remote peer: EINPROGRESS even when the poll above finished the
+    // handshake (over a tap the kernel answers within it) or the peer refused; epoll,
+    // poll, select and SO_ERROR then report the outcome.
+    s->connect_pending = true;
+    return fail(EINPROGRESS);
+  }
   if (s->state == Socket::State::connecting) {
-    if (s->nonblock) return fail(EINPROGRESS);
     int rc = h.wait_restartable(g.lock(), [&] { return s->state != Socket::State::connecting; }, s->opt.sndtimeo_ns);
     if (rc == ETIMEDOUT) return fail(EINPROGRESS);  // COMPAT(linux): SO_SNDTIMEO on connect
     if (rc != 0) return fail(rc);
