@@ -55,6 +55,22 @@ uint16_t ephemeral_listen_port(Host& h, Socket& s) {
   return 0;
 }
 
+// A keel listener (live or waiting for the start) has the port of `a` on an address that
+// overlaps it: bind() says EADDRINUSE as Linux does (unless both set SO_REUSEPORT). Sockets
+// only bound are not looked at: their clash shows at listen() (documented).
+bool listener_holds(Host& h, const sockaddr_in& a, bool reuseport) {
+  auto clash = [&](const Socket& l) {
+    const uint32_t x = l.local.sin_addr.s_addr, y = a.sin_addr.s_addr;
+    return l.local.sin_port == a.sin_port && a.sin_port != 0 && (x == 0 || y == 0 || x == y) &&
+           !(reuseport && l.opt.reuseport);
+  };
+  for (const Socket* l : h.listeners)
+    if (clash(*l)) return true;
+  for (const auto& w : h.pending_listeners)
+    if (auto l = w.lock(); l && l->state == Socket::State::listening && clash(*l)) return true;
+  return false;
+}
+
 int do_accept(int fd, sockaddr* addr, socklen_t* len, int flags) {
   if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) return fail(EINVAL);
   Host& h = Host::get();
@@ -100,10 +116,13 @@ int do_accept(int fd, sockaddr* addr, socklen_t* len, int flags) {
   }
 }
 
+// As Linux: a shorter buffer gets the value's first bytes; a negative length is EINVAL.
 int getsockopt_int(void* val, socklen_t* len, int v) {
-  if (val == nullptr || len == nullptr || *len < socklen_t(sizeof(int))) return fail(EINVAL);
-  std::memcpy(val, &v, sizeof v);
-  *len = sizeof v;
+  if (val == nullptr || len == nullptr) return fail(EFAULT);
+  if (int(*len) < 0) return fail(EINVAL);
+  const socklen_t k = std::min<socklen_t>(*len, sizeof v);
+  std::memcpy(val, &v, k);
+  *len = k;
   return 0;
 }
 
@@ -142,6 +161,7 @@ int bind(int fd, const sockaddr* addr, socklen_t len) {
     return libc().bind(fd, addr, len);
   }
   if (h.forked_away()) return fail(EADDRNOTAVAIL);
+  if (s->is_stream() && listener_holds(h, a, s->opt.reuseport)) return fail(EADDRINUSE);
   s->keel = true;
   s->local = a;
   s->state = Socket::State::bound;
