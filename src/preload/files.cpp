@@ -197,7 +197,9 @@ void dispatch(const Event& ev) {
     } else {
       s->state = Socket::State::ended;
       s->end_error = ev.error;
-      if (ev.error != Errc::ok) s->so_error = to_errno(ev.error);
+      // As Linux: a reset after the peer's FIN (CLOSE-WAIT) is EPIPE to the next write.
+      if (ev.error == Errc::connection_reset && s->peer_fin) s->so_error = EPIPE;
+      else if (ev.error != Errc::ok) s->so_error = to_errno(ev.error);
     }
   }
   s->notify();
