@@ -471,6 +471,7 @@ int setsockopt(int fd, int level, int name, const void* val, socklen_t len) {
   Host::Guard g;
   auto s = FdTable::get().as<Socket>(fd);
   if (!s) return libc().setsockopt(fd, level, name, val, len);
+  if (s->keel && Host::get().forked_away()) return fail(EBADF);  // the parent's stack's
   // Undecided: the kernel socket takes it too (and says whether it is valid).
   if (!s->keel) {
     int rc = libc().setsockopt(fd, level, name, val, len);
@@ -574,6 +575,7 @@ int getsockopt(int fd, int level, int name, void* val, socklen_t* len) {
   Host::Guard g;
   auto s = FdTable::get().as<Socket>(fd);
   if (!s || !s->keel) return libc().getsockopt(fd, level, name, val, len);
+  if (Host::get().forked_away()) return fail(EBADF);
   if (val == nullptr || len == nullptr) return fail(EFAULT);
   const Config& cfg = Host::get().config();
   const SockOptions& o = s->opt;
@@ -673,6 +675,7 @@ int getsockname(int fd, sockaddr* addr, socklen_t* len) {
   Host::Guard g;
   auto s = FdTable::get().as<Socket>(fd);
   if (!s || !s->keel) return libc().getsockname(fd, addr, len);
+  if (Host::get().forked_away()) return fail(EBADF);
   if (addr == nullptr || len == nullptr) return fail(EFAULT);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -690,6 +693,7 @@ int getpeername(int fd, sockaddr* addr, socklen_t* len) {
   Host::Guard g;
   auto s = FdTable::get().as<Socket>(fd);
   if (!s || !s->keel) return libc().getpeername(fd, addr, len);
+  if (Host::get().forked_away()) return fail(EBADF);
   if (addr == nullptr || len == nullptr) return fail(EFAULT);
   if (!s->is_stream()) {
     if (!s->udp_connected) return fail(ENOTCONN);

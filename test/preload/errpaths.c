@@ -831,7 +831,8 @@ static void c_sendfile(void) {
 }
 
 // fork after the stack started: the child's keel fds answer EBADF (documented; the
-// kernel's would work), the parent's connection is unaffected.
+// kernel's would work), the parent's connection is unaffected. The child's exit status
+// has a bit per call that answered otherwise.
 static void c_fork(void) {
   int c = dial(P_ECHO);
   if (c < 0) return;
@@ -844,6 +845,15 @@ static void c_fork(void) {
     errno = 0;
     ssize_t r = recv(c, b, 1, MSG_DONTWAIT);
     if (!(r == -1 && errno == (kernel_mode ? EAGAIN : EBADF))) bad |= 2;
+    // Names and options too: the connection is the parent's stack's.
+    struct sockaddr_in a;
+    socklen_t al = sizeof a;
+    int v = 1;
+    socklen_t vl = sizeof v;
+    long rs[4] = {getsockname(c, SA(a), &al), getpeername(c, SA(a), &al),
+                  getsockopt(c, SOL_SOCKET, SO_ERROR, &v, &vl), setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v)};
+    for (int k = 0; k < 4; ++k)
+      if (kernel_mode ? rs[k] != 0 : rs[k] != -1) bad |= 8 << k;
     if (close(c) != 0) bad |= 4;
     _exit(bad);
   }
