@@ -59,11 +59,17 @@ ssize_t stream_recv(Host::Guard& g, Socket& s, void* buf, size_t n, int flags) {
     if (s.state == Socket::State::connecting) {
       // COMPAT(linux): reading a socket still connecting waits for the handshake.
     } else if (!s.stash.empty()) {
+      if (peek && s.stash.size() < n - got && s.conn_live()) {
+        // As Linux, a peek sees everything that has arrived: top the stash up.
+        std::string more(n - got - s.stash.size(), '\0');
+        if (auto r = s.conn.read(more.data(), more.size()); r && *r > 0) s.stash.append(more.data(), *r);
+      }
       size_t k = std::min(n - got, s.stash.size());
       std::memcpy(out + got, s.stash.data(), k);
       if (!peek) s.stash.erase(0, k);
       got += k;
       if (peek) return ssize_t(got);
+      if (got < n && s.stash.empty()) continue;  // then what the connection holds, as one read
     } else if (s.rd_shut) {
       return ssize_t(got);
     } else {
