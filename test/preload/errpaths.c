@@ -891,6 +891,66 @@ static void c_prefork(void) {
   close(l);
 }
 
+// Smaller paths: PEEK/WAITALL, SHUT_RD, a reset through epoll, a closed fd leaving its
+// epoll sets, port 0 binds, SO_ACCEPTCONN, ICMP port unreachable on a connected UDP socket.
+static void c_misc(void) {
+  char b[16] = {0};
+  int c = dial(P_ECHO);
+  if (c < 0) return;
+  write(c, "peekme", 6);
+  wait_fd(c, POLLIN, 5000);
+  usleep(20000);  // all 6 bytes back
+  eq("misc.peek", recv(c, b, 4, MSG_PEEK), 4);
+  eq("misc.peek_more", recv(c, b, 5, MSG_PEEK), 5);
+  eq("misc.read_after_peek", read(c, b, 6), 6);
+  truth("misc.peeked_bytes_kept", memcmp(b, "peekme", 6) == 0, "the peeked bytes read again");
+  write(c, "abc", 3);
+  eq("misc.waitall", recv(c, b, 3, MSG_WAITALL), 3);
+  OK("misc.shut_rd", shutdown(c, SHUT_RD));
+  eq("misc.read_after_shut_rd", read(c, b, 1), 0);
+  close(c);
+
+  // A reset seen by epoll: EPOLLIN|EPOLLERR|EPOLLHUP (with RDHUP when asked).
+  int ep = epoll_create1(0);
+  c = dial(P_RESET);
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP}, got;
+  epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
+  unsigned seen = 0;
+  long end = now_ms() + 5000;
+  while (!(seen & EPOLLERR) && now_ms() < end)
+    if (epoll_wait(ep, &got, 1, 1000) == 1) seen |= got.events;
+  xeq("misc.epoll_reset", seen & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP),
+      EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP);
+  // Closing the fd takes it out of the set.
+  close(c);
+  eq("misc.closed_fd_left_epoll", epoll_wait(ep, &got, 1, 100), 0);
+  close(ep);
+
+  // Port 0: the stack picks one; getsockname tells it.
+  int l = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = addr_of("0.0.0.0", 0), n;
+  socklen_t nl = sizeof n;
+  bind(l, SA(a), sizeof a);
+  OK("misc.listen_port0", listen(l, 4));
+  OK("misc.getsockname_port0", getsockname(l, SA(n), &nl));
+  truth("misc.port0_picked", n.sin_port != 0, "a port");
+  int v = 0;
+  socklen_t vl = sizeof v;
+  getsockopt(l, SOL_SOCKET, SO_ACCEPTCONN, &v, &vl);
+  eq("misc.so_acceptconn", v, 1);
+  close(l);
+
+  // A connected UDP socket learns of the peer's ICMP port unreachable: ECONNREFUSED once.
+  int u = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in r = peer(P_REFUSE);
+  connect(u, SA(r), sizeof r);
+  send(u, "x", 1, 0);
+  wait_fd(u, POLLIN, 2000);
+  ERR("misc.udp_econnrefused", ECONNREFUSED, recv(u, b, sizeof b, MSG_DONTWAIT));
+  ERR("misc.udp_then_eagain", EAGAIN, recv(u, b, sizeof b, MSG_DONTWAIT));
+  close(u);
+}
+
 struct kase {
   const char* name;
   void (*fn)(void);
@@ -902,7 +962,7 @@ static const struct kase cases[] = {
     {"rdhup", c_rdhup, false},    {"oneshot_et", c_oneshot_et, false}, {"sendbuf", c_sendbuf, false},
     {"reset", c_reset, false},    {"mixed", c_mixed, false},   {"dup", c_dup, false},
     {"flags", c_flags, false},    {"udp", c_udp, false},       {"sendfile", c_sendfile, false},
-    {"fork", c_fork, false},      {"noanswer", c_noanswer, true},
+    {"fork", c_fork, false},      {"misc", c_misc, false},     {"noanswer", c_noanswer, true},
 };
 
 int main(int argc, char** argv) {
