@@ -93,8 +93,9 @@ int do_accept(int fd, sockaddr* addr, socklen_t* len, int flags) {
       }
       if (int e = s->so_error) return fail(e);
       if (s->nonblock) return fail(EAGAIN);
-      int rc = h.wait_restartable(g.lock(), [&] { return !s->accept_q.empty() || s->so_error != 0; }, -1);
-      if (rc != 0) return fail(rc);
+      int rc = h.wait_restartable(g.lock(), [&] { return !s->accept_q.empty() || s->so_error != 0; },
+                                  s->opt.rcvtimeo_ns);
+      if (rc != 0) return fail(rc == ETIMEDOUT ? EAGAIN : rc);  // SO_RCVTIMEO, as Linux
     }
     const int nfd = libc().socket(AF_INET, SOCK_STREAM | (flags & (SOCK_NONBLOCK | SOCK_CLOEXEC)), 0);
     if (nfd < 0) {
@@ -264,7 +265,10 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
         s->so_error = 0;
         return fail(e);
       }
-      return fail(ECONNABORTED);
+      // The failure was reported: as Linux, the socket may connect again.
+      s->conn = Connection{};
+      s->state = s->local.sin_family == AF_INET ? Socket::State::bound : Socket::State::fresh;
+      break;
     default: break;
   }
   if (!inet) {
