@@ -938,7 +938,21 @@ static void c_misc(void) {
   socklen_t vl = sizeof v;
   getsockopt(l, SOL_SOCKET, SO_ACCEPTCONN, &v, &vl);
   eq("misc.so_acceptconn", v, 1);
+  // accept honours SO_RCVTIMEO (EAGAIN), as Linux.
+  struct timeval tv = {0, 200000};
+  setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  long t0 = now_ms();
+  ERR("misc.accept_rcvtimeo", EAGAIN, accept(l, NULL, NULL));
+  truth("misc.accept_waited", now_ms() - t0 >= 150, "accept to wait >= 150 ms of its 200");
   close(l);
+
+  // After a refused connect the socket may connect again, as Linux allows.
+  c = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in rf = peer(P_REFUSE), ec = peer(P_ECHO);
+  ERR("misc.refused_first", ECONNREFUSED, connect(c, SA(rf), sizeof rf));
+  OK("misc.connect_after_refused", connect(c, SA(ec), sizeof ec));
+  truth("misc.echo_after_refused", echo_ok(c, "again"), "the echo on the second connection");
+  close(c);
 
   // A connected UDP socket learns of the peer's ICMP port unreachable: ECONNREFUSED once.
   int u = socket(AF_INET, SOCK_DGRAM, 0);

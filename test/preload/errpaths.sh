@@ -47,7 +47,7 @@ run() {
 	local envs=()
 	while [ "$1" != -- ]; do envs+=("$1"); shift; done
 	shift
-	lab_nsx env "${envs[@]}" timeout 120 "$PROG" "$LAB_KERNEL_IP" "$BASE" "$@" >"$WORK/$name.out" 2>&1
+	lab_nsx env "${envs[@]}" timeout ${ERRPATHS_TIMEOUT:-120} "$PROG" "$LAB_KERNEL_IP" "$BASE" "$@" >"$WORK/$name.out" 2>&1
 	rc=$?
 	local oks fails
 	oks=$(grep -c '^ok ' "$WORK/$name.out")
