@@ -965,6 +965,70 @@ static void c_misc(void) {
   close(u);
 }
 
+// Vectors, zero lengths, sizes and a few option round trips; bad fds in poll/select
+// sets that hold keel fds; an epoll registration outliving the fd number it was made with.
+static void c_misc2(void) {
+  char b[64] = {0};
+  int c = dial(P_ECHO);
+  if (c < 0) return;
+  struct iovec w[3] = {{"ab", 2}, {"", 0}, {"cde", 3}};
+  eq("misc2.writev", writev(c, w, 3), 5);
+  char x[2], y[8];
+  struct iovec r[2] = {{x, 2}, {y, 8}};
+  wait_fd(c, POLLIN, 5000);
+  usleep(20000);
+  eq("misc2.readv", readv(c, r, 2), 5);
+  truth("misc2.readv_bytes", memcmp(x, "ab", 2) == 0 && memcmp(y, "cde", 3) == 0, "ab|cde");
+  eq("misc2.read_zero", read(c, b, 0), 0);
+  eq("misc2.send_zero", send(c, b, 0, 0), 0);
+  int v = -1;
+  socklen_t vl = sizeof v;
+  getsockopt(c, SOL_SOCKET, SO_ERROR, &v, &vl);
+  eq("misc2.so_error_healthy", v, 0);
+  v = 1;
+  OK("misc2.set_nodelay", setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v));
+  v = 0, vl = sizeof v;
+  getsockopt(c, IPPROTO_TCP, TCP_NODELAY, &v, &vl);
+  truth("misc2.get_nodelay", v != 0, "TCP_NODELAY on");
+  v = 300;
+  ERR("misc2.ip_ttl_range", EINVAL, setsockopt(c, IPPROTO_IP, IP_TTL, &v, sizeof v));
+
+  // poll: a closed number gets POLLNVAL, the keel fd its own answer; select: EBADF.
+  int bad = closed_fd();
+  struct pollfd p[3] = {{c, POLLOUT, 0}, {bad, POLLIN, 0}, {-1, POLLIN, 0}};
+  eq("misc2.poll_nval_count", poll(p, 3, 1000), 2);
+  xeq("misc2.poll_nval", p[1].revents, POLLNVAL);
+  xeq("misc2.poll_negative_ignored", p[2].revents, 0);
+  fd_set rs;
+  FD_ZERO(&rs);
+  FD_SET(c, &rs);
+  FD_SET(bad, &rs);
+  struct timeval tv = {0, 0};
+  ERR("misc2.select_ebadf", EBADF, select((c > bad ? c : bad) + 1, &rs, NULL, NULL, &tv));
+
+  // The registration belongs to the open file: it outlives the number it was made with.
+  int ep = epoll_create1(0);
+  struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 77}, got;
+  epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
+  int d = dup(c);
+  close(c);
+  write(d, "q", 1);
+  eq("misc2.epoll_after_dup_close", epoll_wait(ep, &got, 1, 5000), 1);
+  eq("misc2.epoll_after_dup_close_data", got.data.u32, 77);
+  close(d), close(ep);
+
+  // UDP sizes: 65507 is the largest payload, an empty datagram reads as 0.
+  int u = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in pe = peer(P_UDP);
+  static char big[65508];
+  ERR("misc2.udp_emsgsize", EMSGSIZE, sendto(u, big, sizeof big, 0, SA(pe), sizeof pe));
+  eq("misc2.udp_empty_send", sendto(u, big, 0, 0, SA(pe), sizeof pe), 0);
+  tv = (struct timeval){5, 0};
+  setsockopt(u, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  eq("misc2.udp_empty_recv", recv(u, b, sizeof b, 0), 0);
+  close(u);
+}
+
 struct kase {
   const char* name;
   void (*fn)(void);
@@ -976,7 +1040,8 @@ static const struct kase cases[] = {
     {"rdhup", c_rdhup, false},    {"oneshot_et", c_oneshot_et, false}, {"sendbuf", c_sendbuf, false},
     {"reset", c_reset, false},    {"mixed", c_mixed, false},   {"dup", c_dup, false},
     {"flags", c_flags, false},    {"udp", c_udp, false},       {"sendfile", c_sendfile, false},
-    {"fork", c_fork, false},      {"misc", c_misc, false},     {"noanswer", c_noanswer, true},
+    {"fork", c_fork, false},      {"misc", c_misc, false},     {"misc2", c_misc2, false},
+    {"noanswer", c_noanswer, true},
 };
 
 int main(int argc, char** argv) {
