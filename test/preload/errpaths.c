@@ -521,6 +521,7 @@ static ssize_t fill(int c, long* total, bool stop_short) {
   return r;
 }
 static void c_sendbuf(void) {
+  truth("sendbuf.ctl_hold", strcmp(ctl("hold"), "ok") == 0, "the peer to hold new connections");
   int a = dial(P_HOLD), b = dial(P_HOLD), ep = epoll_create1(0);
   if (a < 0 || b < 0) return;
   fcntl(a, F_SETFL, fcntl(a, F_GETFL) | O_NONBLOCK);
@@ -538,6 +539,17 @@ static void c_sendbuf(void) {
   usleep(300000);
   r = fill(b, &tb, true);
   printf("# sendbuf: %ld and %ld bytes queued\n", ta, tb);
+  // A blocking write with SO_SNDTIMEO: what fitted before the timeout, as Linux.
+  int t = dial(P_HOLD);
+  struct timeval tv = {0, 200000};
+  setsockopt(t, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  static char four[4 << 20];
+  long t0 = now_ms();
+  ssize_t tw = write(t, four, sizeof four);
+  printf("# sndtimeo write: %zd (%s) after %ld ms\n", tw, strerror(errno), now_ms() - t0);
+  truth("sendbuf.sndtimeo_partial", tw > 0 && tw < (ssize_t)sizeof four, "a partial count");
+  truth("sendbuf.sndtimeo_waited", now_ms() - t0 >= 150, "the write to wait >= 150 ms of its 200");
+  close(t);
   ev = (struct epoll_event){.events = EPOLLOUT, .data.fd = b};
   epoll_ctl(ep, EPOLL_CTL_ADD, b, &ev);
   // (The peer's kernel still takes a segment now and then, so space may open before the
@@ -898,8 +910,8 @@ static void c_misc(void) {
   int c = dial(P_ECHO);
   if (c < 0) return;
   write(c, "peekme", 6);
-  wait_fd(c, POLLIN, 5000);
-  usleep(20000);  // all 6 bytes back
+  int q = 0;  // all 6 bytes back
+  for (long end = now_ms() + 5000; (ioctl(c, FIONREAD, &q) != 0 || q < 6) && now_ms() < end;) usleep(1000);
   eq("misc.peek", recv(c, b, 4, MSG_PEEK), 4);
   eq("misc.peek_more", recv(c, b, 5, MSG_PEEK), 5);
   eq("misc.read_after_peek", read(c, b, 6), 6);
@@ -975,8 +987,8 @@ static void c_misc2(void) {
   eq("misc2.writev", writev(c, w, 3), 5);
   char x[2], y[8];
   struct iovec r[2] = {{x, 2}, {y, 8}};
-  wait_fd(c, POLLIN, 5000);
-  usleep(20000);
+  int q = 0;
+  for (long end = now_ms() + 5000; (ioctl(c, FIONREAD, &q) != 0 || q < 5) && now_ms() < end;) usleep(1000);
   eq("misc2.readv", readv(c, r, 2), 5);
   truth("misc2.readv_bytes", memcmp(x, "ab", 2) == 0 && memcmp(y, "cde", 3) == 0, "ab|cde");
   eq("misc2.read_zero", read(c, b, 0), 0);

@@ -52,7 +52,7 @@ run() {
 	local oks fails
 	oks=$(grep -c '^ok ' "$WORK/$name.out")
 	fails=$(grep -c '^FAIL ' "$WORK/$name.out")
-	grep -E '^(FAIL|# [a-z_.]+:|# [a-z_.]+ gave)' "$WORK/$name.out" | sed 's/^/    /'
+	grep -E "^(FAIL|# [a-z_.]+:|# [a-z_.]+ gave|# sndtimeo)" "$WORK/$name.out" | sed 's/^/    /'
 	lab_check "$name: status $rc, $oks checks passed, $fails failed" eval '[ "$rc" = 0 ] && [ "$oks" -gt 0 ] && [ "$fails" = 0 ]'
 	[ "$rc" = 0 ] || tail -n 5 "$WORK/$name.out" | grep -vE '^(ok|FAIL) ' | sed 's/^/    /'
 }

@@ -8,7 +8,8 @@
   +4 nothing listens (a RST: ECONNREFUSED)
   +5 UDP echo
   +6 UDP control, one datagram a command, one reply:
-     "eofs" -> count; "drain" -> "ok"; "connect IP PORT" -> "ok" (connects to IP:PORT,
+     "eofs" -> count; "drain" -> "ok" (port +3 reads from now on); "hold" -> "ok" (its
+     new connections read nothing again); "connect IP PORT" -> "ok" (connects to IP:PORT,
      sends "hello", echoes until EOF).
 errpaths_peer.py ADDR BASE   (prints "ready" once every port is open)"""
 import socket
@@ -104,6 +105,9 @@ def control(u):
                 reply = str(eofs)
         elif words == ["drain"]:
             draining.set()
+            reply = "ok"
+        elif words == ["hold"]:
+            draining.clear()  # connections made from now on wait for the next "drain"
             reply = "ok"
         elif len(words) == 3 and words[0] == "connect":
             spawn(active, words[1], int(words[2]))
