@@ -103,6 +103,7 @@ void Epoll::remove(EpItem* it) {
 
 Epoll::~Epoll() {
   for (auto& it : items) std::erase(it->sock->watchers, it.get());
+  if (wake_fd >= 0) libc().close(wake_fd);
 }
 
 // ===== the fd table =====
