@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -682,6 +683,23 @@ static void c_mixed(void) {
     tv = (struct timeval){0, 0};
     ERR("mixed.select_over_fd_setsize", EINVAL, select(FD_SETSIZE + 1, big, NULL, NULL, &tv));
   }
+  // epoll over kernel fds alone (the kernel waits), then with a keel socket added.
+  int ep = epoll_create1(0), kq[2];
+  if (pipe(kq) != 0) return failf("mixed.epoll_pipe", "pipe failed");
+  struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 9}, got[4];
+  epoll_ctl(ep, EPOLL_CTL_ADD, kq[0], &ev);
+  eq("mixed.epoll_kernel_only_timeout", epoll_wait(ep, got, 4, 100), 0);
+  write(kq[1], "k", 1);
+  eq("mixed.epoll_kernel_only", epoll_wait(ep, got, 4, 2000), 1);
+  eq("mixed.epoll_kernel_only_data", got[0].data.u32, 9);
+  ev.data.u32 = 10;
+  epoll_ctl(ep, EPOLL_CTL_ADD, idle, &ev);
+  eq("mixed.epoll_kernel_and_keel", epoll_wait(ep, got, 4, 2000), 1);
+  eq("mixed.epoll_kernel_and_keel_data", got[0].data.u32, 9);
+  char kb;
+  read(kq[0], &kb, 1);
+  eq("mixed.epoll_both_idle_timeout", epoll_wait(ep, got, 4, 100), 0);
+  close(ep), close(kq[0]), close(kq[1]);
   close(ready), close(idle), close(lo), close(p[0]), close(p[1]), close(sp[0]), close(sp[1]);
 }
 
@@ -1041,6 +1059,58 @@ static void c_misc2(void) {
   close(u);
 }
 
+// A blocking call in one thread leaves the others running: thread A waits in recv on a
+// connection while the main thread writes to it (and to another connection) and reads.
+struct blocked {
+  int fd;
+  ssize_t got;
+  char buf[8];
+};
+static void* blocked_recv(void* arg) {
+  struct blocked* b = arg;
+  b->got = recv(b->fd, b->buf, sizeof b->buf, 0);
+  return NULL;
+}
+struct waiter {
+  int ep, n;
+  struct epoll_event ev;
+};
+static void* epoll_waiter(void* arg) {
+  struct waiter* w = arg;
+  w->n = epoll_wait(w->ep, &w->ev, 1, 5000);
+  return NULL;
+}
+static void c_threads(void) {
+  // A thread waits on an empty epoll; another adds a ready keel socket: the wait ends with it.
+  struct waiter w = {.ep = epoll_create1(0), .n = -2};
+  int r = dial(P_ECHO);
+  if (r < 0) return;
+  write(r, "x", 1);
+  wait_fd(r, POLLIN, 5000);
+  pthread_t tw;
+  pthread_create(&tw, NULL, epoll_waiter, &w);
+  usleep(100000);
+  struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 5};
+  epoll_ctl(w.ep, EPOLL_CTL_ADD, r, &ev);
+  pthread_join(tw, NULL);
+  eq("threads.epoll_add_wakes_waiter", w.n, 1);
+  eq("threads.epoll_add_wakes_waiter_data", w.ev.data.u32, 5);
+  close(r), close(w.ep);
+
+  int c = dial(P_ECHO), o = dial(P_ECHO);
+  if (c < 0 || o < 0) return;
+  struct blocked b = {.fd = c, .got = -2};
+  pthread_t t;
+  pthread_create(&t, NULL, blocked_recv, &b);
+  usleep(100000);
+  truth("threads.other_conn_while_blocked", echo_ok(o, "meanwhile"), "an echo on another connection");
+  eq("threads.still_blocked", b.got, -2);
+  eq("threads.write_while_blocked", write(c, "wake", 4), 4);
+  pthread_join(t, NULL);
+  eq("threads.blocked_recv_got", b.got, 4);
+  close(c), close(o);
+}
+
 struct kase {
   const char* name;
   void (*fn)(void);
@@ -1052,7 +1122,7 @@ static const struct kase cases[] = {
     {"rdhup", c_rdhup, false},    {"oneshot_et", c_oneshot_et, false}, {"sendbuf", c_sendbuf, false},
     {"reset", c_reset, false},    {"mixed", c_mixed, false},   {"dup", c_dup, false},
     {"flags", c_flags, false},    {"udp", c_udp, false},       {"sendfile", c_sendfile, false},
-    {"fork", c_fork, false},      {"misc", c_misc, false},     {"misc2", c_misc2, false},
+    {"fork", c_fork, false},      {"misc", c_misc, false},     {"misc2", c_misc2, false},   {"threads", c_threads, false},
     {"noanswer", c_noanswer, true},
 };
 
