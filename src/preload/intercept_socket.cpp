@@ -71,6 +71,23 @@ bool listener_holds(Host& h, const sockaddr_in& a, bool reuseport) {
   return false;
 }
 
+// Ends a listener's listening: its queued connections are reset, as at close.
+void stop_listening(Socket& s) {
+  Host& h = Host::get();
+  if (h.started() && s.lst.valid()) {
+    (void)s.lst.close();
+    std::erase(h.listeners, &s);
+  }
+  s.lst = Listener{};
+  for (auto& c : s.accept_q) {
+    c->opt.linger_on = true;
+    c->opt.linger_s = 0;
+  }
+  s.accept_q.clear();
+  s.state = Socket::State::bound;
+  s.notify();
+}
+
 int do_accept(int fd, sockaddr* addr, socklen_t* len, int flags) {
   if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) return fail(EINVAL);
   Host& h = Host::get();
@@ -86,6 +103,7 @@ int do_accept(int fd, sockaddr* addr, socklen_t* len, int flags) {
     h.start();
     h.poll();
     for (;;) {
+      if (s->state != Socket::State::listening) return fail(EINVAL);  // shut down meanwhile
       if (!s->accept_q.empty()) {
         child = std::move(s->accept_q.front());
         s->accept_q.pop_front();
@@ -93,7 +111,7 @@ int do_accept(int fd, sockaddr* addr, socklen_t* len, int flags) {
       }
       if (int e = s->so_error) return fail(e);
       if (s->nonblock) return fail(EAGAIN);
-      int rc = h.wait_restartable(g.lock(), [&] { return !s->accept_q.empty() || s->so_error != 0; },
+      int rc = h.wait_restartable(g.lock(), [&] { return !s->accept_q.empty() || s->so_error != 0 || s->state != Socket::State::listening; },
                                   s->opt.rcvtimeo_ns);
       if (rc != 0) return fail(rc == ETIMEDOUT ? EAGAIN : rc);  // SO_RCVTIMEO, as Linux
     }
@@ -341,6 +359,12 @@ int shutdown(int fd, int how) {
   if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) return fail(EINVAL);
   if (Host::get().forked_away()) return fail(EBADF);
   if (!s->is_stream()) return s->udp_connected ? 0 : fail(ENOTCONN);
+  if (s->state == Socket::State::listening) {
+    // As Linux: SHUT_RD or SHUT_RDWR stops the listener (a blocked accept says EINVAL,
+    // listen() may start it again); SHUT_WR does nothing.
+    if (how != SHUT_WR) stop_listening(*s);
+    return 0;
+  }
   if (s->state != Socket::State::connected && s->state != Socket::State::ended &&
       s->state != Socket::State::connecting)
     return fail(ENOTCONN);
