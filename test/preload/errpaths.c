@@ -1080,6 +1080,12 @@ static void* epoll_waiter(void* arg) {
   w->n = epoll_wait(w->ep, &w->ev, 1, 5000);
   return NULL;
 }
+static void* blocked_accept(void* arg) {
+  struct blocked* b = arg;
+  b->got = accept(b->fd, NULL, NULL);
+  b->buf[0] = (char)errno;
+  return NULL;
+}
 static void c_threads(void) {
   // A thread waits on an empty epoll; another adds a ready keel socket: the wait ends with it.
   struct waiter w = {.ep = epoll_create1(0), .n = -2};
@@ -1108,7 +1114,27 @@ static void c_threads(void) {
   eq("threads.write_while_blocked", write(c, "wake", 4), 4);
   pthread_join(t, NULL);
   eq("threads.blocked_recv_got", b.got, 4);
+  // shutdown(SHUT_RD) from another thread ends a blocked recv with 0.
+  b.got = -2;
+  pthread_create(&t, NULL, blocked_recv, &b);
+  usleep(100000);
+  OK("threads.shut_rd", shutdown(c, SHUT_RD));
+  pthread_join(t, NULL);
+  eq("threads.shut_rd_wakes_recv", b.got, 0);
   close(c), close(o);
+  // shutdown of a listener from another thread ends a blocked accept with EINVAL.
+  int l = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = addr_of("0.0.0.0", 7330);
+  bind(l, SA(a), sizeof a);
+  listen(l, 4);
+  struct blocked ab = {.fd = l, .got = -2};
+  pthread_create(&t, NULL, blocked_accept, &ab);
+  usleep(100000);
+  OK("threads.shutdown_listener", shutdown(l, SHUT_RDWR));
+  pthread_join(t, NULL);
+  eq("threads.shutdown_wakes_accept", ab.got, -1);
+  eq("threads.shutdown_wakes_accept_errno", ab.buf[0], EINVAL);
+  close(l);
 }
 
 struct kase {
