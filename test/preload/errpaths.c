@@ -1137,6 +1137,49 @@ static void c_threads(void) {
   close(l);
 }
 
+// Listeners and readiness; rebinding a port right after its listener closed; UDP ports.
+static void c_listen(void) {
+  int l = listen_and_invite(7340);
+  if (l < 0) return;
+  xeq("listen.poll_pending", (unsigned)wait_fd(l, POLLIN, 5000), POLLIN);
+  int ep = epoll_create1(0);
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLET}, got;
+  epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev);
+  eq("listen.epoll_pending", epoll_wait(ep, &got, 1, 2000), 1);
+  char cmd[64];
+  snprintf(cmd, sizeof cmd, "connect %s 7340", self_ip);
+  ctl(cmd);  // a second one: a new edge
+  eq("listen.epoll_et_second", epoll_wait(ep, &got, 1, 5000), 1);
+  int a1 = accept(l, NULL, NULL), a2 = accept(l, NULL, NULL);
+  truth("listen.two_accepted", a1 >= 0 && a2 >= 0 && a1 != a2, "two connections");
+  fcntl(l, F_SETFL, O_NONBLOCK);
+  ERR("listen.then_empty", EAGAIN, accept(l, NULL, NULL));
+  char hb[8];
+  eq("listen.accepted_hello", read_n(a1, hb, 5, 5000), 5);
+  truth("listen.accepted_echo", echo_ok(a1, "hello-back"), "the accepted connection to work");
+  close(a1), close(a2), close(ep), close(l);
+  // The port again at once (SO_REUSEADDR), as a restarting server does.
+  int l2 = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(l2, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in at = addr_of("0.0.0.0", 7340);
+  OK("listen.rebind_after_close", bind(l2, SA(at), sizeof at));
+  OK("listen.relisten_after_close", listen(l2, 4));
+  close(l2);
+
+  int u1 = socket(AF_INET, SOCK_DGRAM, 0), u2 = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in ua = addr_of("0.0.0.0", 7341);
+  OK("udp.bind", bind(u1, SA(ua), sizeof ua));
+  ERR("udp.bind_in_use", EADDRINUSE, bind(u2, SA(ua), sizeof ua));
+  int u3 = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in pe = peer(P_UDP), n;
+  socklen_t nl = sizeof n;
+  sendto(u3, "p", 1, 0, SA(pe), sizeof pe);
+  OK("udp.getsockname_after_sendto", getsockname(u3, SA(n), &nl));
+  truth("udp.port_assigned", n.sin_port != 0, "a port");
+  close(u1), close(u2), close(u3);
+}
+
 struct kase {
   const char* name;
   void (*fn)(void);
@@ -1149,6 +1192,7 @@ static const struct kase cases[] = {
     {"reset", c_reset, false},    {"mixed", c_mixed, false},   {"dup", c_dup, false},
     {"flags", c_flags, false},    {"udp", c_udp, false},       {"sendfile", c_sendfile, false},
     {"fork", c_fork, false},      {"misc", c_misc, false},     {"misc2", c_misc2, false},   {"threads", c_threads, false},
+    {"listen", c_listen, false},
     {"noanswer", c_noanswer, true},
 };
 
