@@ -1180,6 +1180,55 @@ static void c_listen(void) {
   close(u1), close(u2), close(u3);
 }
 
+// Signals during blocking calls: EINTR without SA_RESTART; with it, recv goes on and
+// epoll_wait/poll still say EINTR (as Linux: they never restart).
+static volatile sig_atomic_t alarms;
+static void on_alarm(int sig) { (void)sig; ++alarms; }
+static void alarm_in_ms(int ms) {
+  struct itimerval it = {{0, 0}, {ms / 1000, (ms % 1000) * 1000}};
+  setitimer(ITIMER_REAL, &it, NULL);
+}
+struct late {
+  int fd;
+  int ms;
+};
+static void* write_late(void* arg) {
+  struct late* l = arg;
+  usleep((useconds_t)l->ms * 1000);
+  write(l->fd, "late", 4);
+  return NULL;
+}
+static void c_signals(void) {
+  int c = dial(P_ECHO);
+  if (c < 0) return;
+  char b[8];
+  struct sigaction sa = {.sa_handler = on_alarm};  // no SA_RESTART
+  sigaction(SIGALRM, &sa, NULL);
+  alarm_in_ms(100);
+  ERR("signals.recv_eintr", EINTR, recv(c, b, sizeof b, 0));
+  int ep = epoll_create1(0);
+  struct epoll_event ev = {.events = EPOLLIN}, got;
+  epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGALRM, &sa, NULL);
+  alarm_in_ms(100);
+  ERR("signals.epoll_eintr_even_restart", EINTR, epoll_wait(ep, &got, 1, 5000));
+  alarm_in_ms(100);
+  struct pollfd p = {c, POLLIN, 0};
+  ERR("signals.poll_eintr_even_restart", EINTR, poll(&p, 1, 5000));
+  int a0 = alarms;
+  alarm_in_ms(100);
+  struct late l = {c, 300};
+  pthread_t t;
+  pthread_create(&t, NULL, write_late, &l);
+  eq("signals.recv_restarts", recv(c, b, sizeof b, 0), 4);
+  eq("signals.handler_ran", alarms - a0, 1);
+  pthread_join(t, NULL);
+  sa.sa_handler = SIG_DFL;
+  sigaction(SIGALRM, &sa, NULL);
+  close(ep), close(c);
+}
+
 struct kase {
   const char* name;
   void (*fn)(void);
@@ -1192,7 +1241,7 @@ static const struct kase cases[] = {
     {"reset", c_reset, false},    {"mixed", c_mixed, false},   {"dup", c_dup, false},
     {"flags", c_flags, false},    {"udp", c_udp, false},       {"sendfile", c_sendfile, false},
     {"fork", c_fork, false},      {"misc", c_misc, false},     {"misc2", c_misc2, false},   {"threads", c_threads, false},
-    {"listen", c_listen, false},
+    {"listen", c_listen, false},  {"signals", c_signals, false},
     {"noanswer", c_noanswer, true},
 };
 
