@@ -59,11 +59,17 @@ ssize_t stream_recv(Host::Guard& g, Socket& s, void* buf, size_t n, int flags) {
     if (s.state == Socket::State::connecting) {
       // COMPAT(linux): reading a socket still connecting waits for the handshake.
     } else if (!s.stash.empty()) {
+      if (peek && s.stash.size() < n - got && s.conn_live()) {
+        // As Linux, a peek sees everything that has arrived: top the stash up.
+        std::string more(n - got - s.stash.size(), '\0');
+        if (auto r = s.conn.read(more.data(), more.size()); r && *r > 0) s.stash.append(more.data(), *r);
+      }
       size_t k = std::min(n - got, s.stash.size());
       std::memcpy(out + got, s.stash.data(), k);
       if (!peek) s.stash.erase(0, k);
       got += k;
       if (peek) return ssize_t(got);
+      if (got < n && s.stash.empty()) continue;  // then what the connection holds, as one read
     } else if (s.rd_shut) {
       return ssize_t(got);
     } else {
@@ -85,11 +91,11 @@ ssize_t stream_recv(Host::Guard& g, Socket& s, void* buf, size_t n, int flags) {
         return ssize_t(got);  // end of stream
       } else if (r.error() != Errc::would_block) {
         // The connection is gone: report its reset once, then end of stream.
-        if (got > 0) return ssize_t(got);
+        if (got > 0 || s.peer_fin) return ssize_t(got);  // after a FIN: EOF, the error stays for write
         if (int e = take_error(s)) return fail(e);
         return 0;
       } else if (s.state == Socket::State::ended) {
-        if (got > 0) return ssize_t(got);
+        if (got > 0 || s.peer_fin) return ssize_t(got);
         if (int e = take_error(s)) return fail(e);
         return 0;
       }
@@ -128,8 +134,8 @@ ssize_t stream_send(Host::Guard& g, Socket& s, const void* buf, size_t n, int fl
       return done > 0 ? ssize_t(done) : epipe();
     } else if (s.state == Socket::State::ended) {
       if (done > 0) return ssize_t(done);
-      if (int e = take_error(s)) return fail(e);
-      return epipe();
+      if (int e = take_error(s); e != 0 && e != EPIPE) return fail(e);
+      return epipe();  // with SIGPIPE, also when the pending error was EPIPE
     } else {
       if (n == 0) return 0;
       auto r = s.conn.write(p + done, n - done);

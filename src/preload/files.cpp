@@ -103,6 +103,7 @@ void Epoll::remove(EpItem* it) {
 
 Epoll::~Epoll() {
   for (auto& it : items) std::erase(it->sock->watchers, it.get());
+  if (wake_fd >= 0) libc().close(wake_fd);
 }
 
 // ===== the fd table =====
@@ -197,7 +198,9 @@ void dispatch(const Event& ev) {
     } else {
       s->state = Socket::State::ended;
       s->end_error = ev.error;
-      if (ev.error != Errc::ok) s->so_error = to_errno(ev.error);
+      // As Linux: a reset after the peer's FIN (CLOSE-WAIT) is EPIPE to the next write.
+      if (ev.error == Errc::connection_reset && s->peer_fin) s->so_error = EPIPE;
+      else if (ev.error != Errc::ok) s->so_error = to_errno(ev.error);
     }
   }
   s->notify();

@@ -90,6 +90,7 @@ struct Socket final : File {
   UdpSocket udp;
   bool udp_connected = false;
   sockaddr_in udp_peer{};
+  bool connect_pending = false;  // a non-blocking connect() answered EINPROGRESS, no connect() since
   bool peer_fin = false, wr_shut = false, rd_shut = false;
   Errc end_error = Errc::ok;
   int so_error = 0;   // SO_ERROR: taken by getsockopt or the next call that reports it
@@ -119,6 +120,10 @@ struct Epoll final : File {
   // Kernel fds added through us (an fd closed without EPOLL_CTL_DEL leaves the kernel's
   // set by itself, so this may be high, never low): 0 spares a syscall per look.
   int kernel_items = 0;
+  // An epoll_wait with no keel item waits in the kernel; an EPOLL_CTL_ADD of a keel socket
+  // from another thread wakes it through this eventfd in the kernel set (made at the first such wait).
+  int wake_fd = -1;
+  int kernel_waiters = 0;
   std::vector<std::unique_ptr<EpItem>> items;  // keel fds only
   std::deque<EpItem*> ready;
   EpItem* find(int fd) {

@@ -159,7 +159,7 @@ void Host::start() {
   auto pending = std::move(pending_listeners);
   pending_listeners.clear();
   for (auto& w : pending)
-    if (auto s = w.lock()) realize_listener(*s);
+    if (auto s = w.lock(); s && s->state == Socket::State::listening) realize_listener(*s);  // not shut down since
 }
 
 bool on_eal_thread() {

@@ -55,6 +55,39 @@ uint16_t ephemeral_listen_port(Host& h, Socket& s) {
   return 0;
 }
 
+// A keel listener (live or waiting for the start) has the port of `a` on an address that
+// overlaps it: bind() says EADDRINUSE as Linux does (unless both set SO_REUSEPORT). Sockets
+// only bound are not looked at: their clash shows at listen() (documented).
+bool listener_holds(Host& h, const sockaddr_in& a, bool reuseport) {
+  auto clash = [&](const Socket& l) {
+    const uint32_t x = l.local.sin_addr.s_addr, y = a.sin_addr.s_addr;
+    return l.local.sin_port == a.sin_port && a.sin_port != 0 && (x == 0 || y == 0 || x == y) &&
+           !(reuseport && l.opt.reuseport);
+  };
+  for (const Socket* l : h.listeners)
+    if (clash(*l)) return true;
+  for (const auto& w : h.pending_listeners)
+    if (auto l = w.lock(); l && l->state == Socket::State::listening && clash(*l)) return true;
+  return false;
+}
+
+// Ends a listener's listening: its queued connections are reset, as at close.
+void stop_listening(Socket& s) {
+  Host& h = Host::get();
+  if (h.started() && s.lst.valid()) {
+    (void)s.lst.close();
+    std::erase(h.listeners, &s);
+  }
+  s.lst = Listener{};
+  for (auto& c : s.accept_q) {
+    c->opt.linger_on = true;
+    c->opt.linger_s = 0;
+  }
+  s.accept_q.clear();
+  s.state = Socket::State::bound;
+  s.notify();
+}
+
 int do_accept(int fd, sockaddr* addr, socklen_t* len, int flags) {
   if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) return fail(EINVAL);
   Host& h = Host::get();
@@ -70,6 +103,7 @@ int do_accept(int fd, sockaddr* addr, socklen_t* len, int flags) {
     h.start();
     h.poll();
     for (;;) {
+      if (s->state != Socket::State::listening) return fail(EINVAL);  // shut down meanwhile
       if (!s->accept_q.empty()) {
         child = std::move(s->accept_q.front());
         s->accept_q.pop_front();
@@ -77,8 +111,9 @@ int do_accept(int fd, sockaddr* addr, socklen_t* len, int flags) {
       }
       if (int e = s->so_error) return fail(e);
       if (s->nonblock) return fail(EAGAIN);
-      int rc = h.wait_restartable(g.lock(), [&] { return !s->accept_q.empty() || s->so_error != 0; }, -1);
-      if (rc != 0) return fail(rc);
+      int rc = h.wait_restartable(g.lock(), [&] { return !s->accept_q.empty() || s->so_error != 0 || s->state != Socket::State::listening; },
+                                  s->opt.rcvtimeo_ns);
+      if (rc != 0) return fail(rc == ETIMEDOUT ? EAGAIN : rc);  // SO_RCVTIMEO, as Linux
     }
     const int nfd = libc().socket(AF_INET, SOCK_STREAM | (flags & (SOCK_NONBLOCK | SOCK_CLOEXEC)), 0);
     if (nfd < 0) {
@@ -100,10 +135,13 @@ int do_accept(int fd, sockaddr* addr, socklen_t* len, int flags) {
   }
 }
 
+// As Linux: a shorter buffer gets the value's first bytes; a negative length is EINVAL.
 int getsockopt_int(void* val, socklen_t* len, int v) {
-  if (val == nullptr || len == nullptr || *len < socklen_t(sizeof(int))) return fail(EINVAL);
-  std::memcpy(val, &v, sizeof v);
-  *len = sizeof v;
+  if (val == nullptr || len == nullptr) return fail(EFAULT);
+  if (int(*len) < 0) return fail(EINVAL);
+  const socklen_t k = std::min<socklen_t>(*len, sizeof v);
+  std::memcpy(val, &v, k);
+  *len = k;
   return 0;
 }
 
@@ -142,6 +180,7 @@ int bind(int fd, const sockaddr* addr, socklen_t len) {
     return libc().bind(fd, addr, len);
   }
   if (h.forked_away()) return fail(EADDRNOTAVAIL);
+  if (s->is_stream() && listener_holds(h, a, s->opt.reuseport)) return fail(EADDRINUSE);
   s->keel = true;
   s->local = a;
   s->state = Socket::State::bound;
@@ -230,14 +269,24 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
   switch (s->state) {
     case Socket::State::connecting: return fail(EALREADY);
     case Socket::State::connected:
-    case Socket::State::ended: return fail(EISCONN);
-    case Socket::State::listening: return fail(EINVAL);
+    case Socket::State::ended:
+      // As Linux: after a non-blocking connect, the first connect() that sees it done says 0.
+      if (s->connect_pending) {
+        s->connect_pending = false;
+        return 0;
+      }
+      return fail(EISCONN);
+    case Socket::State::listening: return fail(EISCONN);
     case Socket::State::failed:
+      s->connect_pending = false;
       if (int e = s->so_error) {
         s->so_error = 0;
         return fail(e);
       }
-      return fail(ECONNABORTED);
+      // The failure was reported: as Linux, the socket may connect again.
+      s->conn = Connection{};
+      s->state = s->local.sin_family == AF_INET ? Socket::State::bound : Socket::State::fresh;
+      break;
     default: break;
   }
   if (!inet) {
@@ -271,8 +320,14 @@ int connect(int fd, const sockaddr* addr, socklen_t len) {
   s->conn = *c;
   s->state = Socket::State::connecting;
   h.poll();  // a channel (intra-node) may connect at once
+  if (s->nonblock) {
+    // As Linux with a remote peer: EINPROGRESS even when the poll above finished the
+    // handshake (over a tap the kernel answers within it) or the peer refused; epoll,
+    // poll, select and SO_ERROR then report the outcome.
+    s->connect_pending = true;
+    return fail(EINPROGRESS);
+  }
   if (s->state == Socket::State::connecting) {
-    if (s->nonblock) return fail(EINPROGRESS);
     int rc = h.wait_restartable(g.lock(), [&] { return s->state != Socket::State::connecting; }, s->opt.sndtimeo_ns);
     if (rc == ETIMEDOUT) return fail(EINPROGRESS);  // COMPAT(linux): SO_SNDTIMEO on connect
     if (rc != 0) return fail(rc);
@@ -304,6 +359,12 @@ int shutdown(int fd, int how) {
   if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) return fail(EINVAL);
   if (Host::get().forked_away()) return fail(EBADF);
   if (!s->is_stream()) return s->udp_connected ? 0 : fail(ENOTCONN);
+  if (s->state == Socket::State::listening) {
+    // As Linux: SHUT_RD or SHUT_RDWR stops the listener (a blocked accept says EINVAL,
+    // listen() may start it again); SHUT_WR does nothing.
+    if (how != SHUT_WR) stop_listening(*s);
+    return 0;
+  }
   if (s->state != Socket::State::connected && s->state != Socket::State::ended &&
       s->state != Socket::State::connecting)
     return fail(ENOTCONN);
@@ -438,6 +499,7 @@ int setsockopt(int fd, int level, int name, const void* val, socklen_t len) {
   Host::Guard g;
   auto s = FdTable::get().as<Socket>(fd);
   if (!s) return libc().setsockopt(fd, level, name, val, len);
+  if (s->keel && Host::get().forked_away()) return fail(EBADF);  // the parent's stack's
   // Undecided: the kernel socket takes it too (and says whether it is valid).
   if (!s->keel) {
     int rc = libc().setsockopt(fd, level, name, val, len);
@@ -541,6 +603,7 @@ int getsockopt(int fd, int level, int name, void* val, socklen_t* len) {
   Host::Guard g;
   auto s = FdTable::get().as<Socket>(fd);
   if (!s || !s->keel) return libc().getsockopt(fd, level, name, val, len);
+  if (Host::get().forked_away()) return fail(EBADF);
   if (val == nullptr || len == nullptr) return fail(EFAULT);
   const Config& cfg = Host::get().config();
   const SockOptions& o = s->opt;
@@ -640,6 +703,7 @@ int getsockname(int fd, sockaddr* addr, socklen_t* len) {
   Host::Guard g;
   auto s = FdTable::get().as<Socket>(fd);
   if (!s || !s->keel) return libc().getsockname(fd, addr, len);
+  if (Host::get().forked_away()) return fail(EBADF);
   if (addr == nullptr || len == nullptr) return fail(EFAULT);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -657,6 +721,7 @@ int getpeername(int fd, sockaddr* addr, socklen_t* len) {
   Host::Guard g;
   auto s = FdTable::get().as<Socket>(fd);
   if (!s || !s->keel) return libc().getpeername(fd, addr, len);
+  if (Host::get().forked_away()) return fail(EBADF);
   if (addr == nullptr || len == nullptr) return fail(EFAULT);
   if (!s->is_stream()) {
     if (!s->udp_connected) return fail(ENOTCONN);

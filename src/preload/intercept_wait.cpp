@@ -4,6 +4,8 @@
 // (Host::wait); the kernel fds are looked at between iterations and slept on
 // (ppoll) once the wait backs off.
 #include <signal.h>
+#include <sys/eventfd.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cstring>
@@ -18,6 +20,32 @@ using namespace keel::preload;
 namespace {
 
 constexpr uint32_t always = EPOLLERR | EPOLLHUP;
+// The wake eventfd's data in the kernel set (never handed to the program).
+constexpr uint64_t wake_mark = 0xfffffffffffffffeull;
+
+int64_t mono_ms() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return int64_t(t.tv_sec) * 1000 + t.tv_nsec / 1'000'000;
+}
+
+// The kernel set's events into out, the wake eventfd's taken out (and drained): *woken
+// says it fired. Returns the count, or -1/errno from the kernel.
+int kernel_events(Epoll& ep, epoll_event* out, int max, int timeout_ms, bool* woken) {
+  int k = libc().epoll_wait(ep.kfd, out, max, timeout_ms);
+  if (k <= 0) return k;
+  int n = 0;
+  for (int i = 0; i < k; ++i) {
+    if (ep.wake_fd >= 0 && out[i].data.u64 == wake_mark) {
+      uint64_t v;
+      (void)libc().read(ep.wake_fd, &v, sizeof v);
+      if (woken != nullptr) *woken = true;
+      continue;
+    }
+    out[n++] = out[i];
+  }
+  return n;
+}
 
 int64_t ms_to_ns(int ms) { return ms < 0 ? -1 : int64_t(ms) * 1'000'000; }
 int64_t ts_to_ns(const timespec* ts) {
@@ -81,21 +109,27 @@ int epoll_wait_common(int epfd, epoll_event* events, int max, int64_t timeout_ns
     } else {
       Host& h = Host::get();
       pollfd kp{ep->kfd, POLLIN, 0};
-      rc = h.wait(
-          g.lock(),
-          [&] {
-            n = collect(*ep, events, max);
-            if (n < max && ep->kernel_items > 0) {
-              int k = libc().epoll_wait(ep->kfd, events + n, max - n, 0);
-              if (k > 0) n += k;
-            }
-            return n > 0;
-          },
-          timeout_ns, [&](uint64_t ns) { return kernel_poll(&kp, ep->kernel_items > 0 ? 1 : 0, ns); });
-      if (rc == 0 && n == 0 && ep->kernel_items > 0) {
-        // A kernel fd woke us: take its events.
-        int k = libc().epoll_wait(ep->kfd, events, max, 0);
-        n = k > 0 ? k : 0;
+      const int64_t t0 = timeout_ns < 0 ? 0 : int64_t(mono_ms());
+      for (;;) {
+        const int64_t left = timeout_ns < 0 ? -1 : std::max<int64_t>(0, timeout_ns - (mono_ms() - t0) * 1'000'000);
+        rc = h.wait(
+            g.lock(),
+            [&] {
+              n = collect(*ep, events, max);
+              if (n < max && ep->kernel_items > 0) {
+                int k = kernel_events(*ep, events + n, max - n, 0, nullptr);
+                if (k > 0) n += k;
+              }
+              return n > 0;
+            },
+            left, [&](uint64_t ns) { return kernel_poll(&kp, ep->kernel_items > 0 ? 1 : 0, ns); });
+        if (rc == 0 && n == 0 && ep->kernel_items > 0) {
+          // A kernel fd woke us: take its events (the wake eventfd alone: wait on).
+          int k = kernel_events(*ep, events, max, 0, nullptr);
+          n = k > 0 ? k : 0;
+          if (n == 0 && left != 0) continue;
+        }
+        break;
       }
     }
   }
@@ -281,19 +315,49 @@ int epoll_ctl(int epfd, int op, int fd, epoll_event* ev) {
     it->queued = true;
     ep->ready.push_back(it);  // looked at by the next epoll_wait
   }
+  if (ep->kernel_waiters > 0) {
+    const uint64_t one = 1;  // a thread waits in the kernel for this set: it must look again
+    (void)libc().write(ep->wake_fd, &one, sizeof one);
+  }
   return 0;
 }
 
 int epoll_wait(int epfd, epoll_event* events, int max, int timeout) {
   if (bypass() || FdTable::get().kind(epfd) != Kind::epoll)
     return libc().epoll_wait(epfd, events, max, timeout);
+  std::shared_ptr<Epoll> ep;
   {
     Host::Guard g;
-    auto ep = FdTable::get().as<Epoll>(epfd);
-    if (ep && ep->items.empty()) {
-      g.lock().unlock();
-      return libc().epoll_wait(epfd, events, max, timeout);  // kernel fds only
+    ep = FdTable::get().as<Epoll>(epfd);
+    if (ep && ep->items.empty() && ep->wake_fd < 0) {
+      ep->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+      epoll_event wev{};
+      wev.events = EPOLLIN;
+      wev.data.u64 = wake_mark;
+      if (ep->wake_fd >= 0 && libc().epoll_ctl(ep->kfd, EPOLL_CTL_ADD, ep->wake_fd, &wev) != 0) {
+        libc().close(ep->wake_fd);
+        ep->wake_fd = -1;
+      }
     }
+    if (ep && ep->items.empty() && ep->wake_fd >= 0) ++ep->kernel_waiters;
+    else ep.reset();
+  }
+  if (ep) {
+    // Kernel fds only: the kernel waits, unlocked, until one is ready or a keel socket is added.
+    const int64_t t0 = mono_ms();
+    bool woken = false;
+    int n = kernel_events(*ep, events, max, timeout, &woken);
+    const int e = errno;
+    {
+      Host::Guard g;
+      --ep->kernel_waiters;
+      ep.reset();  // the last reference goes with mu held
+    }
+    if (n != 0 || !woken) {
+      errno = e;
+      return n;
+    }
+    if (timeout >= 0) timeout = int(std::max<int64_t>(0, timeout - (mono_ms() - t0)));
   }
   return epoll_wait_common(epfd, events, max, ms_to_ns(timeout), nullptr);
 }

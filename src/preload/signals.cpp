@@ -38,7 +38,9 @@ int last_signal() { return g_last.load(std::memory_order_relaxed); }
 bool signal_restarts(int sig) { return wrappable(sig) && (g_slots[sig].app.sa_flags & SA_RESTART) != 0; }
 
 int wrap_sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
-  if (!wrappable(sig)) return libc().sigaction(sig, act, old);
+  // DPDK's own handlers (net_tap's SIGIO, one per received frame) are not the program's:
+  // counting them would make every blocking call return EINTR as frames arrive.
+  if (!wrappable(sig) || bypass()) return libc().sigaction(sig, act, old);
   Slot& s = g_slots[sig];
   const bool was = s.wrapped;
   const struct sigaction prev = s.app;
