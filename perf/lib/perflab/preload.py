@@ -13,6 +13,7 @@ Measured: redis-benchmark -t set,get -c 50 -P 1 and -P 16 against redis-server, 
 """
 import os
 import re
+import statistics
 import time
 
 from . import lab as L
@@ -48,11 +49,14 @@ http {{
 class Params:
     def __init__(self, quick):
         self.quick = quick
-        # quick: fixed request counts (~0.2-1 s a test); full: ~seconds per test, the count
-        # taken from a warm-up run's rate.
+        # quick: one round, fixed request counts (~0.2-1 s a test). full: three rounds of
+        # every placement, ~3.5 s a test each (its -n from a warm-up run's rate), the
+        # headline the median: other load on this shared machine comes and goes in
+        # seconds, and rounds spread it over all placements instead of one.
+        self.rounds = 1 if quick else 3
         self.redis_n = {1: 20000, 16: 100000}
-        self.seconds = 10
-        self.wrk_seconds = 2 if quick else 10
+        self.seconds = 3.5
+        self.wrk_seconds = 2 if quick else 4
 
 
 class Placement:
@@ -133,7 +137,7 @@ def _redis_warm(ctx, pl, pipeline):
         time.sleep(0.5)
 
 
-def _redis(ctx, res, pl, prm):
+def _redis(ctx, res, pl, prm, rnd):
     lab = ctx.lab
     srv = pl.server("redis-server", ["redis-server", "--bind", pl.addr, "--port", str(REDIS_PORT), "--save", "",
                                      "--appendonly", "no", "--protected-mode", "no", "--daemonize", "no"],
@@ -148,7 +152,7 @@ def _redis(ctx, res, pl, prm):
             else:
                 rate = sum(warm[t]["rps"] for t in TESTS) / len(TESTS)
                 n = max(prm.redis_n[p], int(rate * prm.seconds / 1000) * 1000)
-            rc, lines, got, secs = _redis_bench(ctx, pl, p, n, 3 * len(TESTS) * max(prm.seconds, 10) + 60)
+            rc, lines, got, secs = _redis_bench(ctx, pl, p, n, 3 * len(TESTS) * 10 + 60)
             for t in TESTS:
                 if t not in got:
                     raise BenchFailed(f"redis-benchmark ({pl.where}, -P {p}) printed no {t.upper()} result "
@@ -159,9 +163,9 @@ def _redis(ctx, res, pl, prm):
                 line = (f"redis-benchmark -t {t} -c {CONNS} -n {n} -P {p}: {kv['rps']:.0f} req/s, "
                         f"p50 {kv['p50_us']:.0f} us, p99 {kv['p99_us']:.0f} us, max {kv['max_us']:.0f} us")
                 ctx.log(f"  {'keel' if pl.shim else 'kernel':6} {pl.where:5} {'shim' if pl.shim else 'block':5} "
-                        f"redis {t} P{p:<2}: {line}")
+                        f"redis {t} P{p:<2} #{rnd + 1}: {line}")
                 out[(t, p)] = res.add_run("keel" if pl.shim else "kernel", pl.where, "shim" if pl.shim else "block",
-                                          "redis", dict(test=t, pipeline=p, conns=CONNS, n=n), kv, verdict, line, lines)
+                                          "redis", dict(test=t, pipeline=p, conns=CONNS, n=n, round=rnd + 1), kv, verdict, line, lines)
     finally:
         lab.stop(srv)
     return out
@@ -169,7 +173,7 @@ def _redis(ctx, res, pl, prm):
 
 # ----- nginx + wrk -----
 
-def _nginx(ctx, res, pl, prm):
+def _nginx(ctx, res, pl, prm, rnd):
     lab = ctx.lab
     d = os.path.join(lab.dir, f"preload-nginx-{pl.where}")
     os.makedirs(os.path.join(d, "html"), exist_ok=True)
@@ -200,10 +204,10 @@ def _nginx(ctx, res, pl, prm):
         lab.stop(srv)
     line = (f"wrk -t 1 -c {CONNS} -d {t}s: {w['rps']:.0f} req/s, p50 {w['p50_us']:.0f} us, "
             f"p99 {w['p99_us']:.0f} us, errors {w['errors']:.0f}, non-2xx {w['non2xx']:.0f}")
-    ctx.log(f"  {'keel' if pl.shim else 'kernel':6} {pl.where:5} {'shim' if pl.shim else 'block':5} nginx/wrk  : {line}")
+    ctx.log(f"  {'keel' if pl.shim else 'kernel':6} {pl.where:5} {'shim' if pl.shim else 'block':5} nginx/wrk     #{rnd + 1}: {line}")
     verdict = "ok" if rc == 0 and w["errors"] == 0 and w["non2xx"] == 0 else "FAILED (wrk errors)"
     return res.add_run("keel" if pl.shim else "kernel", pl.where, "shim" if pl.shim else "block", "http",
-                       dict(conns=CONNS, server="nginx", client="wrk"), w, verdict, line, lines)
+                       dict(conns=CONNS, server="nginx", client="wrk", round=rnd + 1), w, verdict, line, lines)
 
 
 def bench_preload(ctx):
@@ -224,24 +228,24 @@ def bench_preload(ctx):
         ctx.log(f"  cpu share a busy loop gets {when}: {txt}")
         res.notes.append(f"preload: share of each core a busy loop got {when}: {txt}")
     check_share("before")
-    redis, http, errors = {}, {}, []
-    for where in ("memif", "lo", "veth"):
-        for what, run, into in (("redis", _redis, redis), ("nginx", _nginx, http)):
-            try:
-                into[where] = run(ctx, res, Placement(ctx, where), prm)
-            except (BenchFailed, L.LabError) as e:
-                errors.append(f"{what} {where}: {str(e).splitlines()[0][:200]}")
-                ctx.log(f"  {what} {where}: FAILED TO RUN: {e}")
-                ctx.lab.close_procs()
+    redis, http, errors = {}, {}, []  # where -> one result per round
+    for rnd in range(prm.rounds):
+        for where in ("memif", "lo", "veth"):
+            for what, run, into in (("redis", _redis, redis), ("nginx", _nginx, http)):
+                try:
+                    into.setdefault(where, []).append(run(ctx, res, Placement(ctx, where), prm, rnd))
+                except (BenchFailed, L.LabError) as e:
+                    errors.append(f"{what} {where} round {rnd + 1}: {str(e).splitlines()[0][:200]}")
+                    ctx.log(f"  {what} {where}: FAILED TO RUN: {e}")
+                    ctx.lab.close_procs()
 
     check_share("after")
 
     def fig(src, where, key, sub=None):
-        r = src.get(where)
-        if r is None:
-            return None
-        r = r.get(sub) if sub is not None else r
-        return r.get(key) if r else None
+        """The median over the rounds that measured it."""
+        vals = [r.get(sub, {}) if sub is not None else r for r in src.get(where, [])]
+        vals = [v[key] for v in vals if v and key in v]
+        return statistics.median(vals) if vals else None
     # Headlines: keel against 127.0.0.1 and against veth, requests/s and p99 of each.
     for kern in ("lo", "veth"):
         via = "127.0.0.1" if kern == "lo" else "veth"
@@ -270,7 +274,9 @@ def bench_preload(ctx):
         "kernel: the same programs over 127.0.0.1 (one namespace) and over veth (two), blocking in "
         "epoll_wait as they do. Server (taskset -c 1, EAL -l 1) on core 1, client on core 0, everywhere. "
         f"redis-benchmark -t set,get -c {CONNS} -P 1 and -P 16 --csv (latencies from its histogram); "
-        + ("quick: fixed -n; " if ctx.quick else f"-n from a warm-up run's rate, ~{prm.seconds} s a test; ")
+        + ("quick: one round, fixed -n; " if ctx.quick else
+           f"{prm.rounds} rounds of all three placements, -n from a warm-up run's rate (~{prm.seconds} s a "
+           "test), headline = the median over the rounds (requests/s and p99 each); ")
         + f"wrk -t 1 -c {CONNS} -d {prm.wrk_seconds}s --latency against nginx (master_process off, 1 worker, "
         "access_log off, a 0.3 KB page), after a 1 s warm-up run.")
     if errors:
