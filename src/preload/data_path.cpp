@@ -27,9 +27,6 @@ int release_to_kernel(int fd, Socket& s) {
 
 namespace {
 
-// writev gathers up to this many bytes into one write (a stack buffer: threads may have small stacks).
-constexpr size_t kGather = 4096;
-
 bool nonblocking(const Socket& s, int flags) { return s.nonblock || (flags & MSG_DONTWAIT); }
 
 // Takes a pending error (SO_ERROR semantics: reported once).
@@ -169,19 +166,6 @@ ssize_t stream_recv_iov(Host::Guard& g, Socket& s, const iovec* iov, int cnt, in
 
 ssize_t stream_send_iov(Host::Guard& g, Socket& s, const iovec* iov, int cnt, int flags, bool& sigpipe) {
   if (cnt < 0 || cnt > IOV_MAX) return fail(EINVAL);
-  // A small writev (nginx: header + body) is gathered into one write: each write
-  // sends at once (TCP_NODELAY), so piece by piece it would cost a segment per piece.
-  size_t sum = 0;
-  for (int i = 0; i < cnt && sum <= kGather; ++i) sum += iov[i].iov_len;
-  if (cnt > 1 && sum > 0 && sum <= kGather) {
-    uint8_t buf[kGather];
-    size_t at = 0;
-    for (int i = 0; i < cnt; ++i) {
-      if (iov[i].iov_len != 0) std::memcpy(buf + at, iov[i].iov_base, iov[i].iov_len);
-      at += iov[i].iov_len;
-    }
-    return stream_send(g, s, buf, at, flags, sigpipe);
-  }
   ssize_t total = 0;
   for (int i = 0; i < cnt; ++i) {
     if (iov[i].iov_len == 0) continue;
