@@ -269,7 +269,7 @@ def bench_preload(ctx):
         "preload: unmodified redis-server 7 / redis-benchmark and nginx / wrk from Debian. keel (memif): "
         "both programs under libkeel_preload.so (LD_PRELOAD; KEEL_EAL '-l CORE --no-huge -m 512 --no-pci "
         "--vdev net_memif0,role=server|client,...'), each its own DPDK primary, joined by net_memif; the "
-        "shim spins ~100 us in a wait before sleeping, and its progress thread shares the program's core. "
+        "shim spins 1 ms in a wait before sleeping, and its progress thread shares the program's core. "
         "kernel: the same programs over 127.0.0.1 (one namespace) and over veth (two), blocking in "
         "epoll_wait as they do. Server (taskset -c 1, EAL -l 1) on core 1, client on core 0, everywhere. "
         f"redis-benchmark -t set,get -c {CONNS} -P 1 and -P 16 --csv (latencies from its histogram); "
