@@ -19,8 +19,10 @@ import time
 from . import lab as L
 from .benches import BenchFailed, KEEL_PAGE, Result, _parse_wrk
 
-REDIS_PORT = 6379
-HTTP_PORT = 8080
+# Below 1024: the lab's namespaces make 1024-65000 ephemeral, and sockets an earlier
+# benchmark's clients left behind (crr over 127.0.0.1) may hold any port in it.
+REDIS_PORT = 637
+HTTP_PORT = 808
 CONNS = 50
 PIPELINES = (1, 16)
 TESTS = ("set", "get")
@@ -172,6 +174,14 @@ def _redis(ctx, res, pl, prm, rnd):
 
 # ----- nginx + wrk -----
 
+def _tail(path, n=5):
+    try:
+        with open(path) as f:
+            return "\nerror.log:\n" + "".join(f.readlines()[-n:])
+    except OSError:
+        return ""
+
+
 def _nginx(ctx, res, pl, prm, rnd):
     lab = ctx.lab
     d = os.path.join(lab.dir, f"preload-nginx-{pl.where}")
@@ -191,9 +201,10 @@ def _nginx(ctx, res, pl, prm, rnd):
             m = re.search(r"^\s+(\d+) requests in", "\n".join(lines), re.M)
             if rc == 0 and m and int(m.group(1)) > 0:
                 break
-            if time.monotonic() > deadline:
-                raise BenchFailed(f"wrk ({pl.where}) gets no answer from nginx (status {rc}):\n"
-                                  + "\n".join(lines[-10:]))
+            if not srv.alive() or time.monotonic() > deadline:
+                raise BenchFailed(f"wrk ({pl.where}) gets no answer from nginx (status {rc}; nginx "
+                                  f"{'running' if srv.alive() else 'exited'}):\n" + "\n".join(lines[-5:])
+                                  + "\nnginx:\n" + "\n".join(srv.lines[-5:]) + _tail(os.path.join(d, "error.log")))
             time.sleep(0.5)
         t = prm.wrk_seconds
         rc, lines = pl.client("wrk", ["wrk", "-t", "1", "-c", str(CONNS), "-d", f"{t}s", "--latency", url],
