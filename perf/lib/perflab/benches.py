@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""The benchmarks perf/run knows: rr, stream, crr, mem, cost, http, shm.
+"""The benchmarks perf/run knows: rr, stream, crr, mem, cost, http, shm (and preload, in preload.py).
 
 Each takes (lab, ctx) and returns a Result: the runs it made (every summary line, parsed)
 and its headline figures, printed last as `NAME: keel V UNIT, kernel V UNIT, ratio X.XX`
@@ -1018,3 +1018,8 @@ BENCHES = {
     "shm": bench_shm,
     "tls": bench_tls,
 }
+
+# Imported last: preload.py uses this module's Result and helpers.
+from .preload import bench_preload  # noqa: E402
+
+BENCHES["preload"] = bench_preload

@@ -17,6 +17,21 @@ TARGETS = {
     # issue 5, the intra-node fast path (perf/run shm)
     "shm_rr": (5.0, "channel 64 B RR round trips/s >= 5x a Unix domain socket pair's"),
     "shm_bulk_memcpy": (0.5, "channel bulk within 2x of memcpy bandwidth (bulk/memcpy >= 0.5)"),
+    # issue 6, unmodified programs through the LD_PRELOAD shim (perf/run preload): requests/s
+    # >= 2x at pipelining 1 (redis) and for wrk/nginx (one request outstanding a connection),
+    # with a lower p99 (ratio kernel/keel >= 1), against 127.0.0.1 and against veth.
+    "preload_redis_get_p1_lo": (2.0, "redis GET -P 1 req/s >= 2x the kernel's over 127.0.0.1"),
+    "preload_redis_get_p1_p99_lo": (1.0, "redis GET -P 1 p99 below the kernel's over 127.0.0.1"),
+    "preload_redis_set_p1_lo": (2.0, "redis SET -P 1 req/s >= 2x the kernel's over 127.0.0.1"),
+    "preload_redis_set_p1_p99_lo": (1.0, "redis SET -P 1 p99 below the kernel's over 127.0.0.1"),
+    "preload_nginx_lo": (2.0, "wrk/nginx req/s >= 2x the kernel's over 127.0.0.1"),
+    "preload_nginx_p99_lo": (1.0, "wrk/nginx p99 below the kernel's over 127.0.0.1"),
+    "preload_redis_get_p1_veth": (2.0, "redis GET -P 1 req/s >= 2x the kernel's over veth"),
+    "preload_redis_get_p1_p99_veth": (1.0, "redis GET -P 1 p99 below the kernel's over veth"),
+    "preload_redis_set_p1_veth": (2.0, "redis SET -P 1 req/s >= 2x the kernel's over veth"),
+    "preload_redis_set_p1_p99_veth": (1.0, "redis SET -P 1 p99 below the kernel's over veth"),
+    "preload_nginx_veth": (2.0, "wrk/nginx req/s >= 2x the kernel's over veth"),
+    "preload_nginx_p99_veth": (1.0, "wrk/nginx p99 below the kernel's over veth"),
 }
 
 
@@ -71,14 +86,17 @@ def write_md(path, doc, plots):
              f" of `perf/run {' '.join(doc['names'])}`. Machine: {m['cpu']}, {m['cores']} cores, Linux "
              f"{m['kernel']}, DPDK {m['dpdk']}; server on core 1, client on core 0; load average at start "
              f"{' '.join(m['loadavg_at_start'])}." +
-             ("" if doc["names"] == ["shm"] else
+             ("" if not [n for n in doc["names"] if n not in ("shm", "preload")] else
               " keel: two keel-pmd processes over net_memif, busy-polling. "
               "Kernel: kbench (perf/kbench.cpp) between two network namespaces over veth (and over "
               "127.0.0.1), busy-polling (non-blocking sockets, epoll_wait timeout 0) unless marked "
               "blocking; iperf3, wrk and nginx as references.") +
              (" shm (the intra-node fast path): keel channels against keel TCP over memif, Linux TCP over "
               "127.0.0.1, a Unix domain socket pair and memcpy; its cases are described in the Notes."
-              if "shm" in doc["names"] else ""))
+              if "shm" in doc["names"] else "") +
+             (" preload (issue 6): unmodified redis-server/redis-benchmark and nginx/wrk, both ends under "
+              "the LD_PRELOAD shim over net_memif, against the same programs on the kernel over 127.0.0.1 "
+              "and over veth; see the Notes." if "preload" in doc["names"] else ""))
     L.append("")
     L.append("## Headline (keel against the busy-polling kernel over veth, unless the figure says otherwise)")
     L.append("")
