@@ -222,6 +222,17 @@ class Lab:
                   "net.core.somaxconn=65535", "net.ipv4.tcp_max_syn_backlog=65535"):
             self.nsx(ns, "sysctl", "-q", "-w", k)
 
+    def _ns_del(self, ns):
+        sh("ip", "netns", "del", ns)
+        self.namespaces.remove(ns)
+        # The veth end in the client namespace goes with its peer, a moment later.
+        k = self.tag + "x"
+        for _ in range(100):
+            if subprocess.run(["ip", "netns", "exec", self.ns_client, "ip", "link", "show", k],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+                break
+            time.sleep(0.02)
+
     def up(self):
         for ns in (self.ns_client, self.ns_server, self.ns_lo, self.ns_keel):
             self._ns_add(ns)
@@ -308,6 +319,9 @@ class Lab:
         client then runs in keel's namespace). Returns (KeelPmd, kernel namespace, keel
         address); the veth or tap goes when its namespace is deleted."""
         ns = self.tag + ("p" if kind == "af_packet" else "t")
+        if ns in self.namespaces:
+            # An earlier benchmark's (http before tls): its port and veth go with it.
+            self._ns_del(ns)
         self._ns_add(ns)
         if kind == "af_packet":
             k, d = self.tag + "x", self.tag + "y"
