@@ -432,11 +432,13 @@ void Session::consume_input(size_t n) {
   if (in_ == nullptr) in_tail_ = nullptr;
 }
 
-rte_mbuf* Session::take_output() {
-  rte_mbuf* m = out_head_;
-  out_head_ = out_tail_ = nullptr;
+namespace {
+
+// Detaches a list of segments with a consistent head (pkt_len, nb_segs) for whoever takes it.
+rte_mbuf* take_chain(rte_mbuf*& head, rte_mbuf*& tail) {
+  rte_mbuf* m = head;
+  head = tail = nullptr;
   if (m == nullptr) return nullptr;
-  // Give the list a consistent head (pkt_len, nb_segs) for the transport.
   uint32_t len = 0;
   uint16_t segs = 0;
   for (rte_mbuf* s = m; s != nullptr; s = s->next) {
@@ -448,20 +450,11 @@ rte_mbuf* Session::take_output() {
   return m;
 }
 
-rte_mbuf* Session::take_plaintext() {
-  rte_mbuf* m = plain_head_;
-  plain_head_ = plain_tail_ = nullptr;
-  if (m == nullptr) return nullptr;
-  uint32_t len = 0;
-  uint16_t segs = 0;
-  for (rte_mbuf* s = m; s != nullptr; s = s->next) {
-    len += s->data_len;
-    ++segs;
-  }
-  m->pkt_len = len;
-  m->nb_segs = segs;
-  return m;
-}
+}  // namespace
+
+rte_mbuf* Session::take_output() { return take_chain(out_head_, out_tail_); }
+
+rte_mbuf* Session::take_plaintext() { return take_chain(plain_head_, plain_tail_); }
 
 void Session::append_output(rte_mbuf* m) {
   if (out_tail_ != nullptr) out_tail_->next = m;
