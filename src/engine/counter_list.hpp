@@ -100,6 +100,7 @@ KEEL_COUNTER(fault_queue_full, "frames dropped: the fault injector's delay queue
 // TCP
 KEEL_COUNTER(tcp_segs_in, "TCP segments received")
 KEEL_COUNTER(tcp_segs_out, "TCP segments sent")
+KEEL_COUNTER(tcp_tx_copied_bytes, "bytes Connection::write copied from the application's memory into mbufs")
 KEEL_COUNTER(tcp_retransmits, "TCP segments retransmitted")
 KEEL_COUNTER(tcp_fast_retransmits, "TCP fast retransmits (entering loss recovery)")
 KEEL_COUNTER(tcp_sack_recoveries, "TCP loss recoveries driven by the SACK scoreboard")
@@ -156,6 +157,7 @@ KEEL_COUNTER(tls_handshake_failures, "TLS handshakes OpenSSL refused (its alert 
 KEEL_COUNTER(tls_resumed, "TLS handshakes that resumed a session (ticket)")
 KEEL_COUNTER(tls_records_in, "TLS records opened by keel's record layer")
 KEEL_COUNTER(tls_records_out, "TLS records sealed by keel's record layer")
+KEEL_COUNTER(tls_sealed_bytes, "plaintext bytes sealed into outgoing records (the cipher's one pass into the mbuf)")
 KEEL_COUNTER(tls_bad_record_mac, "TLS records whose tag did not verify (bad_record_mac sent, connection closed)")
 KEEL_COUNTER(tls_record_overflow, "TLS records over the size limit (record_overflow sent, connection closed)")
 KEEL_COUNTER(tls_bad_records, "TLS records refused otherwise: type, version, framing, after close_notify (alert sent)")

@@ -114,6 +114,7 @@ Result<size_t> TcpStack::send_copy(Tcb& c, const void* data, size_t len) {
     std::memcpy(rte_pktmbuf_mtod(s, uint8_t*), src, s->data_len);
     src += s->data_len;
   }
+  counters().inc(Counter::tcp_tx_copied_bytes, take);
   c.sndq.append(m);
   output(c, clock_now());
   return size_t(take);

@@ -527,6 +527,7 @@ Result<rte_mbuf*> Session::seal(std::span<const Segment> content) {
     return keel::fail(Errc::io_error);
   }
   counters_->inc(engine::Counter::tls_records_out);
+  counters_->inc(engine::Counter::tls_sealed_bytes, len);
   return m;
 }
 

@@ -44,7 +44,7 @@ lab_use_ns "${LAB_NS:-keel-ip-$$}"
 LAB_TRAFFIC_COUNTERS="rx_packets rx_bytes tx_packets tx_bytes arp_requests_in arp_replies_in
   arp_requests_out arp_replies_out ip_in ip_out ip_frag_in ip_reassembled icmp_in
   icmp_echo_requests icmp_echo_replies_out icmp_echo_replies_in icmp_echo_requests_out
-  tx_retries tcp_segs_in tcp_segs_out tcp_active_opens tcp_passive_opens tcp_delayed_acks
+  tx_retries tcp_segs_in tcp_segs_out tcp_tx_copied_bytes tcp_active_opens tcp_passive_opens tcp_delayed_acks
   steer_forwarded steer_received steer_arp_copies steer_tx_handoff"
 LAB_TOLERATED=${LAB_TOLERATED:-}
 # Loss recovery: a tap is a real path that loses frames (the kernel drops when its

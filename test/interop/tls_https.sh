@@ -156,14 +156,19 @@ lab_check "tls_handshakes counted" [ "$(stat tls_handshakes)" -ge 20 ]
 # What ciphertext-only retransmission costs: the record overhead TCP holds and sends.
 lab_say "records out $(stat tls_records_out), TCP segments out $(stat tcp_segs_out), tx bytes $(stat tx_bytes):" \
 	"$(awk -v r="$(stat tls_records_out)" -v s="$(stat tcp_segs_out)" 'BEGIN { printf "%.3f records per segment", r / s }')"
+# One pass per payload byte: the cipher writes each into the mbuf TCP sends (and resends).
+copied=$(stat tcp_tx_copied_bytes)
+lab_say "sealed $(stat tls_sealed_bytes) bytes; copied by Connection::write ${copied:-0}"
+lab_check "the cipher sealed at least the 2 x 100 MiB downloaded" [ "$(stat tls_sealed_bytes)" -ge $((2 * 104857600)) ]
+lab_check "no payload byte was copied besides (tcp_tx_copied_bytes ${copied:-0}; show stats omits zeros)" [ "${copied:-0}" = 0 ]
 lab_check "tls_bad_record_mac: the 2 corrupted records" [ "$(stat tls_bad_record_mac)" = 2 ]
 lab_check "tls_record_overflow: the 2 oversized records" [ "$(stat tls_record_overflow)" = 2 ]
 lab_check "tls_bad_records: the 2 records cut short, the 2 after close_notify" [ "$(stat tls_bad_records)" = 4 ]
 lab_check "tls_resumed: the 2 resumptions" [ "$(stat tls_resumed)" = 2 ]
 lab_check "tls_key_updates_in and _out: the KeyUpdate and keel's answer" \
-	[ "$(stat tls_key_updates_in)" = 1 ] && [ "$(stat tls_key_updates_out)" = 1 ]
+	eval '[ "$(stat tls_key_updates_in)" = 1 ] && [ "$(stat tls_key_updates_out)" = 1 ]'
 # The tls_* counters, and RSTs from clients that ended after keel's alert.
-LAB_TLS="tls_handshakes tls_handshake_failures tls_resumed tls_records_in tls_records_out
+LAB_TLS="tls_handshakes tls_handshake_failures tls_resumed tls_records_in tls_records_out tls_sealed_bytes
   tls_bad_record_mac tls_record_overflow tls_bad_records tls_alerts_sent tls_alerts_received
   tls_key_updates_in tls_key_updates_out"
 LAB_TOLERATED="$LAB_TCP_RECOVERY $LAB_TCP_LATE $LAB_TLS tcp_resets_ignored"
