@@ -104,7 +104,8 @@ class Connection {
   bool peer_verified() const;
   /// Client: the session to pass to a later wrap() (opaque bytes holding
   /// its secret), once the server sent a ticket: TLS 1.2 in the handshake,
-  /// 1.3 with its first records after it. Empty: none yet.
+  /// 1.3 with its first records after it (a resumed session: the one
+  /// resumed, unless a new ticket came). Empty: none yet.
   std::vector<uint8_t> session_ticket() const;
   /// The TLS alert that ended the connection (0 = close_notify / none).
   uint8_t alert() const;

@@ -667,7 +667,10 @@ std::string Session::alpn() const {
 bool Session::resumed() const { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }
 
 std::vector<uint8_t> Session::session_ticket() const {
-  SSL_SESSION* sess = ssl_ != nullptr && !server_ && got_ticket_ ? SSL_get_session(ssl_) : nullptr;
+  // 1.3: the handshake's own session is resumable only by a ticket (sent after it,
+  // or the one it resumed with); 1.2: the session, with its ticket or id, is.
+  bool has = got_ticket_ || version_ == Version::tls12 || resumed();
+  SSL_SESSION* sess = ssl_ != nullptr && !server_ && established() && has ? SSL_get_session(ssl_) : nullptr;
   if (sess == nullptr || SSL_SESSION_is_resumable(sess) != 1) return {};
   int n = i2d_SSL_SESSION(sess, nullptr);
   if (n <= 0) return {};

@@ -124,7 +124,8 @@ class Session {
   bool resumed() const;
   /// Client: the session to resume on a later connection, serialized
   /// (i2d_SSL_SESSION; opaque), once the server sent a ticket (TLS 1.3:
-  /// after the handshake, see above; TLS 1.2: in it). Empty: none yet.
+  /// after the handshake, see above; TLS 1.2: in it), or a resumed session
+  /// (the same again when the server sent no new ticket). Empty: none yet.
   /// It holds the session's secret: keep it like a key.
   std::vector<uint8_t> session_ticket() const;
   /// TLS 1.3 client: OpenSSL still reads the received records (no ticket

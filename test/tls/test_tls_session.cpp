@@ -612,6 +612,27 @@ TEST_CASE("TLS 1.3 client, a server that sends no tickets: data flows, no sessio
       CHECK(k.session_ticket().empty());
       CHECK(k.end_of_stream().has_value());
     }
+    SECTION("a KeyUpdate before any ticket: refused (OpenSSL would follow it alone)") {
+      REQUIRE(SSL_key_update(p.ssl, SSL_KEY_UPDATE_NOT_REQUESTED) == 1);
+      REQUIRE(SSL_do_handshake(p.ssl) == 1);
+      k.input(to_mbufs(p.output()));
+      auto r = k.process();
+      REQUIRE_FALSE(r.has_value());
+      CHECK(r.error() == Alert::unexpected_message);
+      CHECK(k.state() == Session::State::failed);
+    }
+    SECTION("the stream ends inside a record OpenSSL is reading: decode_error") {
+      auto resp = pattern(100, 4);
+      REQUIRE(SSL_write(p.ssl, resp.data(), int(resp.size())) == int(resp.size()));
+      auto wire = p.output();
+      k.input(to_mbufs({wire.begin(), wire.end() - 1}));
+      REQUIRE(k.process().has_value());
+      CHECK(k.rx_by_openssl());
+      CHECK(k.take_plaintext() == nullptr);
+      auto r = k.end_of_stream();
+      REQUIRE_FALSE(r.has_value());
+      CHECK(r.error() == Alert::decode_error);
+    }
     SECTION("a corrupted record before any ticket: bad_record_mac sent by keel, counted") {
       auto resp = pattern(100, 3);
       REQUIRE(SSL_write(p.ssl, resp.data(), int(resp.size())) == int(resp.size()));
