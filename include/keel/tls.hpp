@@ -67,9 +67,11 @@ class Connection {
  public:
   /// Wraps a TCP connection of `stack` (accepted, or returned by connect()
   /// before or after its connected event). `sni`: the client's server name.
+  /// `session`: a client's session_ticket() from an earlier connection to
+  /// resume (empty or unusable: a full handshake; resumed() tells).
   /// no_memory if the stack's pool is dry; bad_handle for a dead connection.
   static Result<Connection> wrap(Stack& stack, keel::Connection conn, const Config& cfg,
-                                 const std::string& sni = {});
+                                 const std::string& sni = {}, const std::vector<uint8_t>& session = {});
   Connection(Connection&&) noexcept;
   Connection& operator=(Connection&&) noexcept;
   ~Connection();  ///< frees what it holds; does not close the TCP connection
@@ -100,6 +102,11 @@ class Connection {
   std::string alpn() const;
   bool resumed() const;
   bool peer_verified() const;
+  /// Client: the session to pass to a later wrap() (opaque bytes holding
+  /// its secret), once the server sent a ticket: TLS 1.2 in the handshake,
+  /// 1.3 with its first records after it (a resumed session: the one
+  /// resumed, unless a new ticket came). Empty: none yet.
+  std::vector<uint8_t> session_ticket() const;
   /// The TLS alert that ended the connection (0 = close_notify / none).
   uint8_t alert() const;
 

@@ -66,14 +66,15 @@ Connection::Connection(Connection&&) noexcept = default;
 Connection& Connection::operator=(Connection&&) noexcept = default;
 Connection::~Connection() = default;
 
-Result<Connection> Connection::wrap(Stack& stack, keel::Connection conn, const Config& cfg, const std::string& sni) {
+Result<Connection> Connection::wrap(Stack& stack, keel::Connection conn, const Config& cfg, const std::string& sni,
+                                    const std::vector<uint8_t>& session) {
   if (!conn.valid() || cfg.ctx_ == nullptr) return fail(Errc::bad_handle);
   if (auto i = conn.info(); !i) return fail(i.error());
   engine::Instance& inst = stack.core_->instance();
   auto impl = std::make_unique<Impl>();
   impl->conn = conn;
   impl->s = std::make_unique<Session>(cfg.ctx_, inst.interfaces().front()->pool, &inst.counters(),
-                                      sni.empty() ? nullptr : sni.c_str());
+                                      sni.empty() ? nullptr : sni.c_str(), session);
   if (impl->s->state() == Session::State::failed) return fail(Errc::no_memory);
   impl->flush();  // a client's ClientHello (kept until TCP is connected)
   return Connection(std::move(impl));
@@ -286,6 +287,7 @@ keel::Connection Connection::tcp() const { return impl_->conn; }
 std::string Connection::alpn() const { return impl_->s->alpn(); }
 bool Connection::resumed() const { return impl_->s->resumed(); }
 bool Connection::peer_verified() const { return impl_->s->peer_verified(); }
+std::vector<uint8_t> Connection::session_ticket() const { return impl_->s->session_ticket(); }
 uint8_t Connection::alert() const { return impl_->alert; }
 
 }  // namespace keel::tls

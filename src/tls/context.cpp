@@ -97,6 +97,11 @@ Result<std::shared_ptr<Context>, std::string> Context::create(const ContextOptio
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
     SSL_CTX_set_num_tickets(ctx, o.tickets ? 2 : 0);
     if (!o.tickets) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  } else {
+    // The client keeps no cache: the hook only says a session arrived; the
+    // application takes it out with Session::session_ticket().
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, detail::new_session_hook);
   }
   return c;
 }

@@ -56,12 +56,19 @@ bool cipher_of(uint16_t id, Cipher& c) {
 
 }  // namespace
 
+int detail::new_session_hook(SSL* ssl, SSL_SESSION*) {
+  auto* s = static_cast<Session*>(SSL_get_app_data(ssl));
+  if (s != nullptr) s->on_new_session();
+  return 0;  // no reference kept: session_ticket() serializes SSL_get_session()
+}
+
 void detail::keylog_hook(const SSL* ssl, const char* line) {
   auto* s = static_cast<Session*>(SSL_get_app_data(ssl));
   if (s != nullptr) s->on_keylog(line);
 }
 
-Session::Session(std::shared_ptr<Context> ctx, rte_mempool* pool, engine::Counters* counters, const char* sni)
+Session::Session(std::shared_ptr<Context> ctx, rte_mempool* pool, engine::Counters* counters, const char* sni,
+                 std::span<const uint8_t> resume)
     : ctx_(std::move(ctx)), pool_(pool), counters_(counters != nullptr ? counters : &own_counters_),
       server_(ctx_->server()) {
   ssl_ = SSL_new(ctx_->ssl_ctx());
@@ -81,6 +88,16 @@ Session::Session(std::shared_ptr<Context> ctx, rte_mempool* pool, engine::Counte
   } else {
     SSL_set_connect_state(ssl_);
     if (sni != nullptr) SSL_set_tlsext_host_name(ssl_, sni);
+    if (!resume.empty()) {
+      const unsigned char* p = resume.data();
+      SSL_SESSION* sess = d2i_SSL_SESSION(nullptr, &p, long(resume.size()));
+      if (sess != nullptr) (void)SSL_set_session(ssl_, sess);  // refused (wrong version...): a full handshake
+      SSL_SESSION_free(sess);
+      ERR_clear_error();
+    }
+    // After the handshake SSL_read must stop after each ticket record (not go
+    // on to the next): keel takes the receive direction at that boundary.
+    SSL_clear_mode(ssl_, SSL_MODE_AUTO_RETRY);
     // The client speaks first: run the state machine once to produce the ClientHello.
     (void)handshake_step();
   }
@@ -114,6 +131,10 @@ void Session::on_record(bool write, int content_type, const uint8_t* buf, size_t
     if (!write && peer_finished_) ++read_after_finished_;
   } else if (content_type == SSL3_RT_HANDSHAKE && len > 0 && buf[0] == hs_finished) {
     (write ? our_finished_ : peer_finished_) = true;
+  } else if (content_type == SSL3_RT_HANDSHAKE && len > 0 && buf[0] == hs_key_update && !write) {
+    peer_key_update_ = true;  // only matters while OpenSSL still reads (TLS 1.3 client)
+  } else if (content_type == SSL3_RT_ALERT && len == 2) {
+    (write ? alert_written_ : alert_read_) = buf[1];
   }
 }
 
@@ -139,10 +160,10 @@ Result<void, Alert> Session::process() {
     case State::handshaking: {
       auto r = handshake_step();
       if (!r || state_ != State::established) return r;
-      return open_records();
+      return receive();
     }
     case State::established:
-    case State::closed: return open_records();
+    case State::closed: return receive();
     case State::failed: return Unexpected{Alert::internal_error};
   }
   return {};
@@ -152,16 +173,104 @@ Result<void, Alert> Session::end_of_stream() {
   if (state_ == State::failed) return Unexpected{Alert::internal_error};
   // RFC 8446 6.1 / RFC 5246 7.2.1: the stream ended inside a record.
   if (established() && in_len_ > 0) return fail(Alert::decode_error, true);
+  if (rx_openssl_ && (BIO_ctrl_pending(SSL_get_rbio(ssl_)) > 0 || SSL_has_pending(ssl_) == 1))
+    return fail(Alert::decode_error, true);
   return {};
 }
 
-Result<void, Alert> Session::handshake_step() {
+Result<void, Alert> Session::receive() {
+  if (rx_openssl_) {
+    auto r = read_by_openssl();
+    if (!r || rx_openssl_) return r;
+  }
+  return open_records();
+}
+
+void Session::feed_rbio() {
   BIO* rbio = SSL_get_rbio(ssl_);
   for (rte_mbuf* s = in_; s != nullptr; s = s->next)
     BIO_write(rbio, rte_pktmbuf_mtod(s, const uint8_t*), s->data_len);
   engine::free_segments(in_);
   in_ = in_tail_ = nullptr;
   in_len_ = 0;
+}
+
+// TLS 1.3 client after the handshake: OpenSSL reads record by record
+// (SSL_MODE_AUTO_RETRY off: one record per SSL_read at most, no read-ahead)
+// until a ticket made the session resumable or application data came; then
+// keel takes over at that record boundary.
+Result<void, Alert> Session::read_by_openssl() {
+  feed_rbio();
+  BIO* rbio = SSL_get_rbio(ssl_);
+  uint8_t buf[max_plaintext];  // a whole record's content: nothing stays pending inside OpenSSL
+  for (;;) {
+    size_t before = BIO_ctrl_pending(rbio);
+    int n = SSL_read(ssl_, buf, sizeof buf);
+    // keel owns the sending keys: whatever OpenSSL wrote (an alert) would reuse a nonce.
+    (void)BIO_reset(SSL_get_wbio(ssl_));
+    if (n > 0) {
+      if (!append_plaintext_bytes(buf, size_t(n))) return fail(Alert::internal_error, true);
+      return hand_rx_to_keel();
+    }
+    int e = SSL_get_error(ssl_, n);
+    ERR_clear_error();
+    // OpenSSL would answer an update_requested itself; keel cannot follow its keys.
+    if (peer_key_update_) return fail(Alert::unexpected_message, true);
+    if (e == SSL_ERROR_WANT_READ) {
+      if (got_ticket_) return hand_rx_to_keel();
+      size_t after = BIO_ctrl_pending(rbio);
+      if (after == 0 || after == before) return {};  // a record is incomplete: wait for more
+      continue;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN) {  // close_notify: keel refuses anything after it
+      counters_->inc(engine::Counter::tls_alerts_received);
+      peer_closed_ = true;
+      state_ = State::closed;
+      return hand_rx_to_keel();
+    }
+    if (alert_written_ != 0) return fail(Alert(alert_written_), true);  // OpenSSL refused a record
+    if (alert_read_ != 0) {
+      counters_->inc(engine::Counter::tls_alerts_received);
+      state_ = State::failed;
+      peer_alerted_ = true;
+      return Unexpected{Alert(alert_read_)};
+    }
+    return fail(Alert::internal_error, true);
+  }
+}
+
+Result<void, Alert> Session::hand_rx_to_keel() {
+  rx_openssl_ = false;
+  auto k = tls13_traffic_keys(cipher_, rx_secret_.span());
+  if (!k) return fail(Alert::internal_error, true);
+  TrafficKeys rxk = *k;
+  OPENSSL_cleanse(&*k, sizeof rxk);
+  // The records OpenSSL read under these keys: the ticket(s), at most one of data.
+  auto r = take_rx(rxk, read_after_finished_);
+  OPENSSL_cleanse(&rxk, sizeof rxk);
+  return r;
+}
+
+// keel's record layer takes the receive direction: OpenSSL reads record by
+// record (no read-ahead), so what it did not need is still in the read BIO,
+// and nothing may be buffered inside it.
+Result<void, Alert> Session::take_rx(const TrafficKeys& k, uint64_t seq) {
+  if (!rx_.init(version_, cipher_, false, k.key_span(), k.iv_span(), seq)) return fail(Alert::internal_error, true);
+  if (SSL_has_pending(ssl_) == 1) return fail(Alert::internal_error, true);
+  BIO* rbio = SSL_get_rbio(ssl_);
+  size_t left = BIO_ctrl_pending(rbio);
+  if (left > 0) {
+    rte_mbuf* m = engine::alloc_chain(pool_, uint32_t(left));
+    if (m == nullptr) return fail(Alert::internal_error, true);
+    for (rte_mbuf* s = m; s != nullptr; s = s->next)
+      BIO_read(rbio, rte_pktmbuf_mtod(s, uint8_t*), s->data_len);
+    input(m);
+  }
+  return {};
+}
+
+Result<void, Alert> Session::handshake_step() {
+  feed_rbio();
   int r = SSL_do_handshake(ssl_);
   drain_wbio();
   if (r == 1) return finish_handshake();
@@ -206,23 +315,16 @@ Result<void, Alert> Session::finish_handshake() {
   }
   OPENSSL_cleanse(&client_secret_, sizeof client_secret_);
   OPENSSL_cleanse(&server_secret_, sizeof server_secret_);
-  bool ok = tx_.init(version_, cipher_, true, txk.key_span(), txk.iv_span(), tx_seq).has_value() &&
-            rx_.init(version_, cipher_, false, rxk.key_span(), rxk.iv_span(), rx_seq).has_value();
+  bool ok = tx_.init(version_, cipher_, true, txk.key_span(), txk.iv_span(), tx_seq).has_value();
   OPENSSL_cleanse(&txk, sizeof txk);
+  // A TLS 1.3 client's tickets are still to come: OpenSSL keeps reading
+  // until it has one (read_by_openssl), then keel takes the receive direction.
+  rx_openssl_ = ok && !server_ && version_ == Version::tls13;
+  Result<void, Alert> rx = {};
+  if (ok && !rx_openssl_) rx = take_rx(rxk, rx_seq);
   OPENSSL_cleanse(&rxk, sizeof rxk);
   if (!ok) return fail(Alert::internal_error, true);
-  // OpenSSL reads record by record (no read-ahead): what it did not need is
-  // still in the read BIO, and nothing may be buffered inside it.
-  if (SSL_has_pending(ssl_) == 1) return fail(Alert::internal_error, true);
-  BIO* rbio = SSL_get_rbio(ssl_);
-  size_t left = BIO_ctrl_pending(rbio);
-  if (left > 0) {
-    rte_mbuf* m = engine::alloc_chain(pool_, uint32_t(left));
-    if (m == nullptr) return fail(Alert::internal_error, true);
-    for (rte_mbuf* s = m; s != nullptr; s = s->next)
-      BIO_read(rbio, rte_pktmbuf_mtod(s, uint8_t*), s->data_len);
-    input(m);
-  }
+  if (!rx) return rx;
   state_ = State::established;
   counters_->inc(engine::Counter::tls_handshakes);
   if (SSL_session_reused(ssl_)) counters_->inc(engine::Counter::tls_resumed);
@@ -338,7 +440,7 @@ Result<void, Alert> Session::on_handshake_message(const uint8_t* msg, size_t len
         break;
       }
       case hs_new_session_ticket:
-        // keel's client does not resume sessions: the ticket is dropped.
+        // A client's first ticket went to OpenSSL (read_by_openssl); later ones are dropped.
         if (server_) return fail(Alert::unexpected_message, true);
         break;
       default: return fail(Alert::unexpected_message, true);
@@ -474,6 +576,19 @@ bool Session::append_output_bytes(const uint8_t* data, size_t len) {
   return true;
 }
 
+bool Session::append_plaintext_bytes(const uint8_t* data, size_t len) {
+  rte_mbuf* m = engine::alloc_chain(pool_, uint32_t(len));
+  if (m == nullptr) return false;
+  for (rte_mbuf* s = m; s != nullptr; s = s->next) {
+    std::memcpy(rte_pktmbuf_mtod(s, uint8_t*), data, s->data_len);
+    data += s->data_len;
+  }
+  if (plain_tail_ != nullptr) plain_tail_->next = m;
+  else plain_head_ = m;
+  for (plain_tail_ = m; plain_tail_->next != nullptr;) plain_tail_ = plain_tail_->next;
+  return true;
+}
+
 void Session::drain_wbio() {
   BIO* wbio = SSL_get_wbio(ssl_);
   char* data = nullptr;
@@ -551,6 +666,20 @@ std::string Session::alpn() const {
 }
 
 bool Session::resumed() const { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }
+
+std::vector<uint8_t> Session::session_ticket() const {
+  // 1.3: the handshake's own session is resumable only by a ticket (sent after it,
+  // or the one it resumed with); 1.2: the session, with its ticket or id, is.
+  bool has = got_ticket_ || version_ == Version::tls12 || resumed();
+  SSL_SESSION* sess = ssl_ != nullptr && !server_ && established() && has ? SSL_get_session(ssl_) : nullptr;
+  if (sess == nullptr || SSL_SESSION_is_resumable(sess) != 1) return {};
+  int n = i2d_SSL_SESSION(sess, nullptr);
+  if (n <= 0) return {};
+  std::vector<uint8_t> out(static_cast<size_t>(n));
+  unsigned char* p = out.data();
+  if (i2d_SSL_SESSION(sess, &p) != n) return {};
+  return out;
+}
 
 bool Session::peer_verified() const {
   if (ssl_ == nullptr) return false;

@@ -12,11 +12,15 @@
 /// Handshake: OpenSSL over memory BIOs (no socket). When it completes, keel's
 /// record layer takes over both directions: the TLS 1.3 traffic secrets come
 /// from OpenSSL's keylog hook, the TLS 1.2 key block from the master secret;
-/// OpenSSL is never asked to read or write a record again. The records
-/// OpenSSL already protected under the application keys (TLS 1.3
-/// NewSessionTicket at a server; TLS 1.2 Finished) are counted from its
-/// message callback (one record header after our / the peer's Finished), so
-/// keel's sequence numbers continue OpenSSL's.
+/// OpenSSL is never asked to write a record again. The records OpenSSL
+/// already protected under the application keys (TLS 1.3 NewSessionTicket
+/// at a server; TLS 1.2 Finished) are counted from its message callback (one
+/// record header after our / the peer's Finished), so keel's sequence
+/// numbers continue OpenSSL's. Exception, a TLS 1.3 client: the server's
+/// tickets come after the handshake, so OpenSSL keeps reading (SSL_read)
+/// until it has taken a ticket or returned application data (copied into
+/// plaintext mbufs); then keel's record layer takes the receive direction
+/// at that record boundary. Later tickets are dropped.
 ///
 /// Memory: received mbufs are decrypted in place; the content reaches the
 /// application as indirect mbufs over them (no copy). seal() reads the
@@ -44,6 +48,7 @@
 struct rte_mbuf;
 struct rte_mempool;
 struct ssl_st;
+struct ssl_session_st;
 
 namespace keel::tls {
 
@@ -51,6 +56,9 @@ namespace detail {
 /// The SSL_CTX keylog callback (Context installs it): hands TLS 1.3 traffic
 /// secrets to the Session that is the SSL's app data.
 void keylog_hook(const ssl_st* ssl, const char* line);
+/// The client SSL_CTX's new-session callback: tells the Session the server's
+/// ticket (TLS 1.3: after the handshake; 1.2: in it) made its session resumable.
+int new_session_hook(ssl_st* ssl, ssl_session_st* sess);
 }  // namespace detail
 
 class Session {
@@ -60,8 +68,10 @@ class Session {
   /// A session of `ctx` (server or client as the context is), drawing mbufs
   /// from `pool` and counting into `counters` (the instance's tls_* counters;
   /// nullptr: a private set). `sni`: the client's server name (nullptr: none).
+  /// `resume`: a client's session_ticket() from an earlier connection to
+  /// offer (empty, or bytes that do not parse: a full handshake).
   Session(std::shared_ptr<Context> ctx, rte_mempool* pool, engine::Counters* counters,
-          const char* sni = nullptr);
+          const char* sni = nullptr, std::span<const uint8_t> resume = {});
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -112,6 +122,15 @@ class Session {
   std::string alpn() const;
   /// True if the handshake resumed a session (ticket).
   bool resumed() const;
+  /// Client: the session to resume on a later connection, serialized
+  /// (i2d_SSL_SESSION; opaque), once the server sent a ticket (TLS 1.3:
+  /// after the handshake, see above; TLS 1.2: in it), or a resumed session
+  /// (the same again when the server sent no new ticket). Empty: none yet.
+  /// It holds the session's secret: keep it like a key.
+  std::vector<uint8_t> session_ticket() const;
+  /// TLS 1.3 client: OpenSSL still reads the received records (no ticket
+  /// and no application data yet).
+  bool rx_by_openssl() const { return rx_openssl_; }
   /// The peer presented a certificate that verified.
   bool peer_verified() const;
   uint64_t tx_seq() const { return tx_.seq(); }
@@ -120,10 +139,17 @@ class Session {
   /// For the OpenSSL callbacks.
   void on_keylog(const char* line);
   void on_record(bool write, int content_type, const uint8_t* buf, size_t len);
+  void on_new_session() { got_ticket_ = true; }
 
  private:
   Result<void, Alert> handshake_step();
   Result<void, Alert> finish_handshake();
+  Result<void, Alert> read_by_openssl();
+  Result<void, Alert> hand_rx_to_keel();
+  Result<void, Alert> take_rx(const TrafficKeys& k, uint64_t seq);
+  Result<void, Alert> receive();
+  void feed_rbio();
+  bool append_plaintext_bytes(const uint8_t* data, size_t len);
   Result<void, Alert> open_records();
   Result<void, Alert> on_handshake_message(const uint8_t* msg, size_t len);
   Result<void, Alert> fail(Alert a, bool send);
@@ -151,6 +177,9 @@ class Session {
   // Records OpenSSL wrote / read after our / the peer's Finished message.
   bool our_finished_ = false, peer_finished_ = false;
   uint32_t written_after_finished_ = 0, read_after_finished_ = 0;
+  // TLS 1.3 client until the receive hand-off: OpenSSL reads; what it saw.
+  bool rx_openssl_ = false, got_ticket_ = false, peer_key_update_ = false;
+  uint8_t alert_read_ = 0, alert_written_ = 0;  // the description of the last alert
   // Ciphertext not yet opened: segments linked through next (the head's
   // pkt_len/nb_segs are not kept; in_len_ is the byte count).
   rte_mbuf* in_ = nullptr, *in_tail_ = nullptr;

@@ -2,7 +2,8 @@
 // keel::tls::Connection, the native API's TLS: a keel client and a keel
 // server on two stacks over net_ring (test/api's ApiPair), TLS 1.3 and 1.2:
 // handshake events, zero-copy send/recv and copying write/read both ways,
-// close_notify as end of stream, counters, and both pools whole afterwards.
+// close_notify as end of stream, counters, and both pools whole afterwards;
+// the client resuming its first session on a second connection.
 #include <catch2/catch.hpp>
 
 #include <keel/tls.hpp>
@@ -140,5 +141,64 @@ TEST_CASE("tls::Connection between two keel stacks", "[tls][api]") {
   CHECK(p.b.stack->counter("tls_alerts_received") == 1);
   e.client.reset();
   e.server.reset();
+  CHECK(p.pools_whole());
+}
+
+TEST_CASE("tls::Connection: the client resumes its first connection's session", "[tls][api][resume]") {
+  auto version = GENERATE(13, 12);
+  CertFiles cert("keel-server");
+  ApiPair p;
+  tls::Options so;
+  so.cert_file = cert.cert;
+  so.key_file = cert.key;
+  so.tls13 = version == 13;
+  auto scfg = tls::Config::create(so);
+  REQUIRE(scfg.has_value());
+  tls::Options co;
+  co.server = false;
+  auto ccfg = tls::Config::create(co);
+  REQUIRE(ccfg.has_value());
+
+  std::vector<uint8_t> session;
+  for (int round = 0; round < 2; ++round) {
+    INFO("version " << version << " connection " << round + 1);
+    p.b.accepted_taken = 0;  // drive() cleared the events take_accepted() counts in
+    auto [ca, cb] = p.connect_pair(uint16_t(4433 + round));
+    Ends e;
+    auto c = tls::Connection::wrap(*p.a.stack, ca, *ccfg, "keel-server", session);
+    auto s = tls::Connection::wrap(*p.b.stack, cb, *scfg);
+    REQUIRE(c.has_value());
+    REQUIRE(s.has_value());
+    e.client.emplace(std::move(*c));
+    e.server.emplace(std::move(*s));
+    for (int i = 0; i < 200 && !(e.client_flags & e.server_flags & event::connected); ++i) drive(p, e);
+    REQUIRE((e.client_flags & event::connected) != 0);
+    CHECK(e.client->resumed() == (round == 1));
+    CHECK(e.server->resumed() == (round == 1));
+    // A response from the server: in 1.3 it comes after the tickets (the delayed hand-off).
+    auto down = pattern(50000);
+    std::vector<uint8_t> got(down.size());
+    size_t sent = 0, have = 0;
+    for (int i = 0; i < 2000 && have < down.size(); ++i) {
+      if (sent < down.size())
+        if (auto n = e.server->write(down.data() + sent, down.size() - sent)) sent += *n;
+      drive(p, e);
+      while (have < down.size()) {
+        auto n = e.client->read(got.data() + have, down.size() - have);
+        if (!n || *n == 0) break;
+        have += *n;
+      }
+    }
+    CHECK(got == down);
+    session = e.client->session_ticket();
+    REQUIRE_FALSE(session.empty());
+    REQUIRE(e.client->close().has_value());
+    for (int i = 0; i < 200 && !(e.server_flags & event::peer_closed); ++i) drive(p, e);
+    REQUIRE(e.server->close().has_value());
+    for (int i = 0; i < 50; ++i) drive(p, e);
+  }
+  CHECK(p.a.stack->counter("tls_resumed") == 1);
+  CHECK(p.b.stack->counter("tls_resumed") == 1);
+  CHECK(p.a.stack->counter("tls_bad_record_mac") == 0);
   CHECK(p.pools_whole());
 }

@@ -84,6 +84,14 @@ struct Peer {
       REQUIRE(SSL_CTX_use_certificate_file(ctx, cert->cert.c_str(), SSL_FILETYPE_PEM) == 1);
       REQUIRE(SSL_CTX_use_PrivateKey_file(ctx, cert->key.c_str(), SSL_FILETYPE_PEM) == 1);
     }
+    make_ssl(server);
+  }
+  // Another connection of `other`'s context (a server's second connection: same ticket key).
+  explicit Peer(const Peer& other, bool server) : ctx(other.ctx) {
+    SSL_CTX_up_ref(ctx);
+    make_ssl(server);
+  }
+  void make_ssl(bool server) {
     ssl = SSL_new(ctx);
     BIO* r = BIO_new(BIO_s_mem());
     BIO_set_mem_eof_return(r, -1);
@@ -119,6 +127,16 @@ struct Peer {
   SSL_CTX* ctx;
   SSL* ssl;
 };
+
+// A client context that verifies the server against `cert`.
+std::shared_ptr<Context> client_context(const CertFiles& cert) {
+  ContextOptions o;
+  o.server = false;
+  o.ca_file = cert.cert;
+  auto ctx = Context::create(o);
+  REQUIRE(ctx.has_value());
+  return *ctx;
+}
 
 // Moves bytes both ways until neither side has anything to say; returns the
 // last error keel's session reported (ok if none).
@@ -437,4 +455,202 @@ TEST_CASE("a missing or mismatched certificate is refused with a message naming 
   REQUIRE_FALSE(r.has_value());
   CHECK(r.error().find("--cert is required") != std::string::npos);
   ERR_clear_error();
+}
+
+// ===== keel as the client: resumption =====
+
+namespace {
+
+// Runs a keel client's handshake against OpenSSL server `p` up to the
+// server's completion, and returns what the server wrote after it (TLS 1.3:
+// its tickets), not yet delivered to keel.
+std::vector<uint8_t> client_handshake(Session& k, Peer& p) {
+  for (int i = 0; i < 10 && !SSL_is_init_finished(p.ssl); ++i) {
+    p.input(from_mbufs(k.take_output()));
+    int r = SSL_do_handshake(p.ssl);
+    auto wire = p.output();
+    if (r == 1) return wire;
+    REQUIRE(SSL_get_error(p.ssl, r) == SSL_ERROR_WANT_READ);
+    k.input(to_mbufs(wire));
+    REQUIRE(k.process().has_value());
+  }
+  FAIL("the handshake did not finish");
+  return {};
+}
+
+// keel -> server and server -> keel: `n` bytes each way arrive intact.
+void data_both_ways(Session& k, Peer& p, size_t n) {
+  auto req = pattern(n, 5);
+  p.input(seal_all(k, req));
+  std::vector<uint8_t> got;
+  REQUIRE(p.read_all(got));
+  CHECK(got == req);
+  auto resp = pattern(n, 6);
+  REQUIRE(SSL_write(p.ssl, resp.data(), int(resp.size())) == int(resp.size()));
+  k.input(to_mbufs(p.output()));
+  REQUIRE(k.process().has_value());
+  CHECK(from_mbufs(k.take_plaintext()) == resp);
+}
+
+}  // namespace
+
+TEST_CASE("keel client resumes its first connection's session on the second, both versions", "[tls][session][resume]") {
+  auto v = GENERATE(TLS1_3_VERSION, TLS1_2_VERSION);
+  INFO("version " << std::hex << v);
+  CertFiles cert("keel-server");
+  auto ctx = client_context(cert);
+  unsigned base = rte_mempool_in_use_count(pool());
+  std::vector<uint8_t> ticket;
+  engine::Counters counters;
+  Peer p1(true, v, nullptr, &cert);
+  {
+    Session k(ctx, pool(), &counters, "keel-server");
+    (void)pump(k, p1);
+    REQUIRE(k.established());
+    CHECK_FALSE(k.resumed());
+    CHECK_FALSE(k.rx_by_openssl());  // 1.3: the tickets came with the server's last flight
+    ticket = k.session_ticket();
+    REQUIRE_FALSE(ticket.empty());
+    data_both_ways(k, p1, 30000);
+    k.close_notify();
+    p1.input(from_mbufs(k.take_output()));
+  }
+  Peer p2(p1, true);
+  {
+    Session k(ctx, pool(), &counters, "keel-server", ticket);
+    (void)pump(k, p2);
+    REQUIRE(k.established());
+    CHECK(k.resumed());
+    CHECK(SSL_session_reused(p2.ssl) == 1);
+    CHECK(k.peer_verified());  // the certificate is remembered in the session
+    CHECK(counters.get(engine::Counter::tls_resumed) == 1);
+    CHECK(counters.get(engine::Counter::tls_handshakes) == 2);
+    data_both_ways(k, p2, 30000);
+    if (v == TLS1_3_VERSION) CHECK_FALSE(k.session_ticket().empty());  // a fresh ticket for the next one
+  }
+  SECTION("bytes that are not a session: a full handshake") {
+    std::vector<uint8_t> junk(ticket.size(), 0x5a);
+    Peer p3(p1, true);
+    Session k(ctx, pool(), nullptr, "keel-server", junk);
+    (void)pump(k, p3);
+    REQUIRE(k.established());
+    CHECK_FALSE(k.resumed());
+    data_both_ways(k, p3, 2000);
+  }
+  ERR_clear_error();
+  CHECK(rte_mempool_in_use_count(pool()) == base);
+}
+
+TEST_CASE("TLS 1.3 client: application data in the same burst as the tickets", "[tls][session][resume]") {
+  CertFiles cert("keel-server");
+  auto ctx = client_context(cert);
+  unsigned base = rte_mempool_in_use_count(pool());
+  {
+    Session k(ctx, pool(), nullptr, "keel-server");
+    Peer p(true, TLS1_3_VERSION, nullptr, &cert);
+    auto burst = client_handshake(k, p);  // two tickets
+    REQUIRE(k.established());
+    CHECK(k.rx_by_openssl());
+    auto resp = pattern(30000, 9);  // two records: 16384 + 13616
+    REQUIRE(SSL_write(p.ssl, resp.data(), int(resp.size())) == int(resp.size()));
+    auto data = p.output();
+    burst.insert(burst.end(), data.begin(), data.end());
+    SECTION("in one delivery") {
+      k.input(to_mbufs(burst));
+      REQUIRE(k.process().has_value());
+    }
+    SECTION("in 100-byte pieces: records cut while OpenSSL still reads") {
+      for (size_t off = 0; off < burst.size(); off += 100) {
+        k.input(to_mbufs({burst.begin() + off, burst.begin() + std::min(off + 100, burst.size())}));
+        REQUIRE(k.process().has_value());
+      }
+    }
+    CHECK_FALSE(k.rx_by_openssl());
+    CHECK(from_mbufs(k.take_plaintext()) == resp);
+    // OpenSSL read the first ticket; keel the second (dropped) and both data records.
+    CHECK(k.rx_seq() == 4);
+    CHECK_FALSE(k.session_ticket().empty());
+    data_both_ways(k, p, 5000);
+  }
+  CHECK(rte_mempool_in_use_count(pool()) == base);
+}
+
+TEST_CASE("TLS 1.3 client, a server that sends no tickets: data flows, no session", "[tls][session][resume]") {
+  CertFiles cert("keel-server");
+  auto ctx = client_context(cert);
+  unsigned base = rte_mempool_in_use_count(pool());
+  {
+    engine::Counters counters;
+    Session k(ctx, pool(), &counters, "keel-server");
+    Peer p(true, TLS1_3_VERSION, nullptr, &cert);
+    SSL_set_num_tickets(p.ssl, 0);
+    CHECK(client_handshake(k, p).empty());
+    REQUIRE(k.established());
+    CHECK(k.rx_by_openssl());
+    SECTION("data: the first record through OpenSSL, the rest through keel") {
+      // keel sends while OpenSSL still holds the receive direction.
+      auto req = pattern(3000, 1);
+      p.input(seal_all(k, req));
+      std::vector<uint8_t> got;
+      REQUIRE(p.read_all(got));
+      CHECK(got == req);
+      auto resp = pattern(40000, 2);  // three records
+      REQUIRE(SSL_write(p.ssl, resp.data(), int(resp.size())) == int(resp.size()));
+      k.input(to_mbufs(p.output()));
+      REQUIRE(k.process().has_value());
+      CHECK_FALSE(k.rx_by_openssl());
+      CHECK(from_mbufs(k.take_plaintext()) == resp);
+      CHECK(k.rx_seq() == 3);
+      CHECK(k.session_ticket().empty());
+      data_both_ways(k, p, 5000);
+    }
+    SECTION("close_notify before any ticket: peer_closed, nothing after it accepted") {
+      REQUIRE(SSL_shutdown(p.ssl) >= 0);
+      k.input(to_mbufs(p.output()));
+      REQUIRE(k.process().has_value());
+      CHECK(k.peer_closed());
+      CHECK(k.session_ticket().empty());
+      CHECK(k.end_of_stream().has_value());
+    }
+    SECTION("a KeyUpdate before any ticket: refused (OpenSSL would follow it alone)") {
+      REQUIRE(SSL_key_update(p.ssl, SSL_KEY_UPDATE_NOT_REQUESTED) == 1);
+      REQUIRE(SSL_do_handshake(p.ssl) == 1);
+      k.input(to_mbufs(p.output()));
+      auto r = k.process();
+      REQUIRE_FALSE(r.has_value());
+      CHECK(r.error() == Alert::unexpected_message);
+      CHECK(k.state() == Session::State::failed);
+    }
+    SECTION("the stream ends inside a record OpenSSL is reading: decode_error") {
+      auto resp = pattern(100, 4);
+      REQUIRE(SSL_write(p.ssl, resp.data(), int(resp.size())) == int(resp.size()));
+      auto wire = p.output();
+      k.input(to_mbufs({wire.begin(), wire.end() - 1}));
+      REQUIRE(k.process().has_value());
+      CHECK(k.rx_by_openssl());
+      CHECK(k.take_plaintext() == nullptr);
+      auto r = k.end_of_stream();
+      REQUIRE_FALSE(r.has_value());
+      CHECK(r.error() == Alert::decode_error);
+    }
+    SECTION("a corrupted record before any ticket: bad_record_mac sent by keel, counted") {
+      auto resp = pattern(100, 3);
+      REQUIRE(SSL_write(p.ssl, resp.data(), int(resp.size())) == int(resp.size()));
+      auto wire = p.output();
+      wire[wire.size() / 2] ^= 1;
+      k.input(to_mbufs(wire));
+      auto r = k.process();
+      REQUIRE_FALSE(r.has_value());
+      CHECK(r.error() == Alert::bad_record_mac);
+      CHECK(counters.get(engine::Counter::tls_bad_record_mac) == 1);
+      p.input(from_mbufs(k.take_output()));  // keel's alert, under keel's keys: OpenSSL reads it
+      std::vector<uint8_t> got;
+      CHECK_FALSE(p.read_all(got));
+      CHECK(ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_SSLV3_ALERT_BAD_RECORD_MAC);
+    }
+    (void)from_mbufs(k.take_output());
+    (void)from_mbufs(k.take_plaintext());
+  }
+  ERR_clear_error();
+  CHECK(rte_mempool_in_use_count(pool()) == base);
 }

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: BSD-3-Clause
-// keel-pmd's `tls-get ADDR PORT PATH [1.2|1.3]`: keel as a TLS client
-// (keel::tls::Session over one TCP connection of instance 0) fetches PATH
-// with HTTP/1.0 semantics (the server closes after the body) and reports the
-// version, suite, status line, body length and the body's sha256.
+// keel-pmd's `tls-get ADDR PORT PATH [1.2|1.3] [resume]`: keel as a TLS
+// client (keel::tls::Session over one TCP connection of instance 0) fetches
+// PATH with HTTP/1.0 semantics (the server closes after the body) and reports
+// the version, suite, status line, body length, the body's sha256 and whether
+// the session was resumed. `resume`: a second fetch offers the first's session.
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <rte_mbuf.h>
@@ -38,6 +39,8 @@ struct TlsGet final : tcp::ConnHandler {
   tcp::Tcb* tcb = nullptr;
   std::unique_ptr<tls::Session> s;
   std::string request, head;
+  std::vector<uint8_t> resume, ticket;  // the session offered / the one to offer next time
+  bool resumed = false;
   bool sent = false, in_body = false, finished = false;
   uint64_t body = 0;
   EVP_MD_CTX* md = EVP_MD_CTX_new();
@@ -113,9 +116,12 @@ struct TlsGet final : tcp::ConnHandler {
     char hex[65];
     for (unsigned i = 0; i < 32; ++i) std::snprintf(hex + 2 * i, 3, "%02x", h[i]);
     std::string status = head.substr(0, head.find("\r\n"));
+    ticket = s->session_ticket();
+    resumed = s->resumed();
     finish(std::string("tls-get: ") + (s->version() == tls::Version::tls13 ? "TLSv1.3 " : "TLSv1.2 ") +
            cipher_name(s->version(), s->cipher()) + ", '" + status + "', " + std::to_string(body) +
-           " body bytes, sha256 " + hex + (s->peer_closed() ? ", close_notify" : ", no close_notify"));
+           " body bytes, sha256 " + hex + (s->peer_closed() ? ", close_notify" : ", no close_notify") +
+           (resumed ? ", resumed=yes" : ", resumed=no"));
   }
   void finish(const std::string& what) {
     finished = true;
@@ -145,11 +151,16 @@ std::vector<std::shared_ptr<TlsGet>> fetches;
 
 void Cli::tls_get(const std::vector<std::string>& w, std::ostream& out) {
   unsigned port = 0;
-  auto dst = w.size() >= 4 && w.size() <= 5 ? net::Ipv4Addr::parse(w[1]) : std::nullopt;
-  bool v12 = w.size() == 5 && w[4] == "1.2", v13 = w.size() == 5 && w[4] == "1.3";
-  if (!dst || !parse_port(w[2], port) || w[3].empty() || w[3][0] != '/' ||
-      (w.size() == 5 && !v12 && !v13)) {
-    out << "error: usage: tls-get ADDR PORT /PATH [1.2|1.3]\n";
+  auto dst = w.size() >= 4 && w.size() <= 6 ? net::Ipv4Addr::parse(w[1]) : std::nullopt;
+  bool v12 = false, v13 = false, resume = false, bad = false;
+  for (size_t i = 4; i < w.size(); ++i) {
+    if (w[i] == "1.2" && i == 4) v12 = true;
+    else if (w[i] == "1.3" && i == 4) v13 = true;
+    else if (w[i] == "resume" && !resume) resume = true;
+    else bad = true;
+  }
+  if (!dst || !parse_port(w[2], port) || w[3].empty() || w[3][0] != '/' || bad) {
+    out << "error: usage: tls-get ADDR PORT /PATH [1.2|1.3] [resume]\n";
     return;
   }
   tls::ContextOptions o;
@@ -162,37 +173,44 @@ void Cli::tls_get(const std::vector<std::string>& w, std::ostream& out) {
     out << "error: tls-get: " << ctx.error() << "\n";
     return;
   }
-  auto g = std::make_shared<TlsGet>();
-  g->request = "GET " + w[3] + " HTTP/1.0\r\nHost: " + w[1] + "\r\nConnection: close\r\n\r\n";
-  EVP_DigestInit_ex(g->md, EVP_sha256(), nullptr);
-  tcp::TcpStack* t = &engine_.tcp(0);
-  Errc err = Errc::ok;
-  net::Ipv4Addr addr = *dst;
-  std::shared_ptr<tls::Context> c = *ctx;
-  bool ok = run_on(*engine_.instances().front(), [&, g, t, c](engine::Instance& inst) {
-    g->tcp = t;
-    g->s = std::make_unique<tls::Session>(c, inst.interfaces().front()->pool, &inst.counters(), nullptr);
-    auto r = t->connect(addr, uint16_t(port), g.get());
-    if (!r) {
-      err = r.error();
-      g->s.reset();
+  std::vector<uint8_t> ticket;
+  for (int round = 0; round < (resume ? 2 : 1); ++round) {
+    auto g = std::make_shared<TlsGet>();
+    g->request = "GET " + w[3] + " HTTP/1.0\r\nHost: " + w[1] + "\r\nConnection: close\r\n\r\n";
+    g->resume = ticket;
+    EVP_DigestInit_ex(g->md, EVP_sha256(), nullptr);
+    tcp::TcpStack* t = &engine_.tcp(0);
+    Errc err = Errc::ok;
+    net::Ipv4Addr addr = *dst;
+    std::shared_ptr<tls::Context> c = *ctx;
+    bool ok = run_on(*engine_.instances().front(), [&, g, t, c](engine::Instance& inst) {
+      g->tcp = t;
+      g->s = std::make_unique<tls::Session>(c, inst.interfaces().front()->pool, &inst.counters(), nullptr,
+                                            g->resume);
+      auto r = t->connect(addr, uint16_t(port), g.get());
+      if (!r) {
+        err = r.error();
+        g->s.reset();
+        return;
+      }
+      g->tcb = *r;
+      fetches.push_back(g);
+    });
+    if (!ok || err != Errc::ok) {
+      out << "error: tls-get: " << (ok ? to_string(err) : "instance 0 not responding") << "\n";
       return;
     }
-    g->tcb = *r;
-    fetches.push_back(g);
-  });
-  if (!ok || err != Errc::ok) {
-    out << "error: tls-get: " << (ok ? to_string(err) : "instance 0 not responding") << "\n";
-    return;
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (!g->done.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (!g->done.load(std::memory_order_acquire)) {
+      out << "error: tls-get: no answer within 120 s\n";
+      return;
+    }
+    out << g->result << "\n";
+    ticket = g->ticket;  // written on the lcore before done was set
+    if (resume && round == 0 && ticket.empty()) out << "tls-get: the server sent no ticket: the second fetch cannot resume\n";
   }
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!g->done.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  if (!g->done.load(std::memory_order_acquire)) {
-    out << "error: tls-get: no answer within 120 s\n";
-    return;
-  }
-  out << g->result << "\n";
 }
 
 }  // namespace keel::pmd
