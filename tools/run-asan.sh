@@ -43,16 +43,11 @@ check_log() {
     rc=1
   fi
 }
-meson test -C "$dir" --no-rebuild --suite unit --print-errorlogs "$@" || rc=$?
-check_log
-# The native API's tests (two stacks and two runtimes in one process) too.
-meson test -C "$dir" --no-rebuild --print-errorlogs api || rc=$?
-check_log
-# The intra-node channels inside one process (test 'shm'; 'shm-cross' needs hugepages and root).
-meson test -C "$dir" --no-rebuild --print-errorlogs shm || rc=$?
-check_log
-# TLS: the record layer and sessions against OpenSSL, tls::Connection over two stacks.
-meson test -C "$dir" --no-rebuild --print-errorlogs tls-record || rc=$?
+# One meson run (so testlog.json, read by test.sh's closing line, holds every test):
+# the packet-level unit tests; the native API's (two stacks and two runtimes in one
+# process); the intra-node channels inside one process ('shm-cross' needs hugepages and
+# root); TLS: the record layer and sessions against OpenSSL, tls::Connection over two stacks.
+meson test -C "$dir" --no-rebuild --print-errorlogs unit api shm tls-record "$@" || rc=$?
 check_log
 if ((rc != 0)); then
   echo "run-asan: FAILED" >&2
