@@ -423,22 +423,28 @@ def _mem_line(out):
 
 # ===== http: keep-alive, small responses =====
 
-NGINX_CONF = """worker_processes 1;
+def write_nginx_conf(d, listen, top="", http="", server=""):
+    """nginx.conf in d for one worker serving d/html on `listen`, keep-alive without limits;
+    `top`, `http` and `server` add directives to those blocks. Returns its path."""
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""{top}worker_processes 1;
 daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
     keepalive_requests 1000000;
     keepalive_timeout 60s;
-    server {{
-        listen {addr}:80 reuseport;
-        root {dir}/html;
+{http}    server {{
+        listen {listen};
+{server}        root {d}/html;
         location / {{ index index.html; }}
     }}
 }}
-"""
+""")
+    return conf
 
 
 def bench_http(ctx):
@@ -452,9 +458,7 @@ def bench_http(ctx):
     os.makedirs(os.path.join(d, "html"), exist_ok=True)
     with open(os.path.join(d, "html", "index.html"), "w") as f:
         f.write(KEEL_PAGE)
-    conf = os.path.join(d, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(dir=d, addr=L.VETH_SERVER_IP))
+    conf = write_nginx_conf(d, f"{L.VETH_SERVER_IP}:80 reuseport")
     ng = lab.start("nginx", lab.ns_server, L.SERVER_CORE, ["nginx", "-c", conf, "-p", d, "-e", os.path.join(d, "error.log")])
     try:
         _wait_port(ctx, lab.ns_client, L.VETH_SERVER_IP, 80)
@@ -870,29 +874,6 @@ def bench_shm(ctx):
 
 # ===== tls: HTTPS bulk download and small responses =====
 
-NGINX_TLS_CONF = """worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 60s;
-    sendfile off;
-    server {{
-        listen {addr}:443 ssl reuseport;
-        ssl_certificate {dir}/cert.pem;
-        ssl_certificate_key {dir}/key.pem;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_session_tickets on;
-        root {dir}/html;
-        location / {{ index index.html; }}
-    }}
-}}
-"""
-
-
 def _curl_gbits(ctx, ns, url, label):
     lab = ctx.lab
     rc, lines = lab.run(label, ns, L.CLIENT_CORE, ["curl", "-k", "--tlsv1.3", "-sS", "-o", "/dev/null", "-w",
@@ -979,9 +960,11 @@ def bench_tls(ctx):
             ctx.log(f"  keel over {kind}: did not run: {e}")
     keel_gbit, kw, keel_passes = keel["af_packet"]
 
-    conf = os.path.join(d, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(NGINX_TLS_CONF.format(dir=d, addr=L.VETH_SERVER_IP))
+    conf = write_nginx_conf(d, f"{L.VETH_SERVER_IP}:443 ssl reuseport", http="    sendfile off;\n",
+                            server=(f"        ssl_certificate {d}/cert.pem;\n"
+                                    f"        ssl_certificate_key {d}/key.pem;\n"
+                                    "        ssl_protocols TLSv1.2 TLSv1.3;\n"
+                                    "        ssl_session_tickets on;\n"))
     ng = lab.start("nginx", lab.ns_server, L.SERVER_CORE, ["nginx", "-c", conf, "-p", d, "-e", os.path.join(d, "error.log")])
     try:
         _wait_port(ctx, lab.ns_client, L.VETH_SERVER_IP, 443)

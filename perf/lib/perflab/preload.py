@@ -17,7 +17,7 @@ import statistics
 import time
 
 from . import lab as L
-from .benches import BenchFailed, KEEL_PAGE, Result, _parse_wrk
+from .benches import BenchFailed, KEEL_PAGE, Result, _parse_wrk, write_nginx_conf
 
 # Below 1024: the lab's namespaces make 1024-65000 ephemeral, and sockets an earlier
 # benchmark's clients left behind (crr over 127.0.0.1) may hold any port in it.
@@ -27,25 +27,8 @@ CONNS = 50
 PIPELINES = (1, 16)
 TESTS = ("set", "get")
 
-NGINX_CONF = """daemon off;
-master_process off;
-worker_processes 1;
 # Under the shim the process opens keel's port (memif, DPDK's memory): root's rights.
-user root;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 60s;
-    server {{
-        listen {addr}:{port};
-        root {dir}/html;
-        location / {{ index index.html; }}
-    }}
-}}
-"""
+NGINX_TOP = "master_process off;\nuser root;\n"
 
 
 class Params:
@@ -188,9 +171,7 @@ def _nginx(ctx, res, pl, prm, rnd):
     os.makedirs(os.path.join(d, "html"), exist_ok=True)
     with open(os.path.join(d, "html", "index.html"), "w") as f:
         f.write(KEEL_PAGE)
-    conf = os.path.join(d, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(dir=d, addr=pl.addr, port=HTTP_PORT))
+    conf = write_nginx_conf(d, f"{pl.addr}:{HTTP_PORT}", top=NGINX_TOP)
     srv = pl.server("nginx", ["nginx", "-c", conf, "-p", d, "-e", os.path.join(d, "error.log")], echo=ctx.echo())
     url = f"http://{pl.addr}:{HTTP_PORT}/"
     try:
