@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <keel/buffer.hpp>
@@ -44,6 +45,12 @@ struct Options {
   bool server = true;
   std::string cert_file;  ///< PEM certificate chain (required for a server)
   std::string key_file;   ///< its PEM private key
+  /// Server: more {certificate, key} PEM file pairs, chosen by the client's
+  /// SNI: the first whose subjectAltName DNS names (else CN) match it, a
+  /// wildcard covering one label. cert_file serves the rest.
+  std::vector<std::pair<std::string, std::string>> sni_certs;
+  /// Server: refuse a name no certificate matches (unrecognized_name alert).
+  bool sni_strict = false;
   /// Server: require client certificates from this PEM CA. Client: verify
   /// the server against it (empty: no verification).
   std::string ca_file;
@@ -102,6 +109,10 @@ class Connection {
   std::string alpn() const;
   bool resumed() const;
   bool peer_verified() const;
+  /// The SNI name the client sent (server) or offered (client); "" if none.
+  std::string server_name() const;
+  /// The peer certificate's subject ("/CN=..."); "" if none.
+  std::string peer_subject() const;
   /// Client: the session to pass to a later wrap() (opaque bytes holding
   /// its secret), once the server sent a ticket: TLS 1.2 in the handshake,
   /// 1.3 with its first records after it (a resumed session: the one

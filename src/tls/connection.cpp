@@ -19,6 +19,8 @@ Result<Config, std::string> Config::create(const Options& o) {
   co.server = o.server;
   co.cert_file = o.cert_file;
   co.key_file = o.key_file;
+  for (const auto& [cert, key] : o.sni_certs) co.sni_certs.push_back({cert, key});
+  co.sni_strict = o.sni_strict;
   co.ca_file = o.ca_file;
   co.alpn = o.alpn;
   co.tls12 = o.tls12;
@@ -287,6 +289,8 @@ keel::Connection Connection::tcp() const { return impl_->conn; }
 std::string Connection::alpn() const { return impl_->s->alpn(); }
 bool Connection::resumed() const { return impl_->s->resumed(); }
 bool Connection::peer_verified() const { return impl_->s->peer_verified(); }
+std::string Connection::server_name() const { return impl_->s->server_name(); }
+std::string Connection::peer_subject() const { return impl_->s->peer_subject(); }
 std::vector<uint8_t> Connection::session_ticket() const { return impl_->s->session_ticket(); }
 uint8_t Connection::alert() const { return impl_->alert; }
 

@@ -3,6 +3,9 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <cstring>
 
 #include "tls/session.hpp"
 
@@ -38,7 +41,44 @@ int alpn_select(SSL*, const unsigned char** out, unsigned char* outlen, const un
   return SSL_TLSEXT_ERR_OK;
 }
 
+// Loads a certificate chain and its key into `ctx`; the error names the file.
+std::string load_cert_key(SSL_CTX* ctx, const std::string& cert, const std::string& key) {
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1) return "--cert " + cert + ": " + openssl_error();
+  if (key.empty()) return "--cert " + cert + " given without --key";
+  if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1) return "--key " + key + ": " + openssl_error();
+  if (SSL_CTX_check_private_key(ctx) != 1)
+    return "--key " + key + " does not match --cert " + cert + ": " + openssl_error();
+  return {};
+}
+
+bool names_match(SSL_CTX* ctx, const char* name) {
+  X509* x = SSL_CTX_get0_certificate(ctx);
+  return x != nullptr && X509_check_host(x, name, std::strlen(name), 0, nullptr) == 1;
+}
+
+// RFC 6066 3: runs on the ClientHello's server_name, before a certificate is chosen.
+int servername_hook(SSL* ssl, int* alert, void* arg) {
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  if (name == nullptr) return SSL_TLSEXT_ERR_NOACK;  // no SNI: the default certificate
+  if (static_cast<const Context*>(arg)->select_certificate(ssl, name)) return SSL_TLSEXT_ERR_OK;
+  *alert = SSL_AD_UNRECOGNIZED_NAME;
+  return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
 }  // namespace
+
+bool Context::select_certificate(SSL* ssl, const char* name) const {
+  for (SSL_CTX* sc : sni_ctx_) {
+    if (!names_match(sc, name)) continue;
+    STACK_OF(X509)* chain = nullptr;
+    SSL_CTX_get0_chain_certs(sc, &chain);
+    // Only this certificate: left beside the default (another key type),
+    // OpenSSL could still pick the default.
+    SSL_certs_clear(ssl);
+    return SSL_use_cert_and_key(ssl, SSL_CTX_get0_certificate(sc), SSL_CTX_get0_privatekey(sc), chain, 1) == 1;
+  }
+  return !opt_.sni_strict || names_match(ctx_, name);
+}
 
 Result<std::shared_ptr<Context>, std::string> Context::create(const ContextOptions& o) {
   using Err = Unexpected<std::string>;
@@ -56,15 +96,20 @@ Result<std::shared_ptr<Context>, std::string> Context::create(const ContextOptio
   SSL_CTX_set_keylog_callback(ctx, detail::keylog_hook);
 
   if (!o.cert_file.empty()) {
-    if (SSL_CTX_use_certificate_chain_file(ctx, o.cert_file.c_str()) != 1)
-      return Err{"--cert " + o.cert_file + ": " + openssl_error()};
-    if (o.key_file.empty()) return Err{"--cert given without --key"};
-    if (SSL_CTX_use_PrivateKey_file(ctx, o.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
-      return Err{"--key " + o.key_file + ": " + openssl_error()};
-    if (SSL_CTX_check_private_key(ctx) != 1)
-      return Err{"--key " + o.key_file + " does not match --cert " + o.cert_file + ": " + openssl_error()};
+    if (std::string e = load_cert_key(ctx, o.cert_file, o.key_file); !e.empty()) return Err{e};
   } else if (o.server) {
     return Err{"--cert is required for a TLS server"};
+  }
+  if (!o.server && (!o.sni_certs.empty() || o.sni_strict)) return Err{"SNI certificates are for a server"};
+  for (const CertKeyFiles& f : o.sni_certs) {
+    SSL_CTX* sc = SSL_CTX_new(TLS_server_method());
+    if (sc == nullptr) return Err{"SSL_CTX_new: " + openssl_error()};
+    c->sni_ctx_.push_back(sc);
+    if (std::string e = load_cert_key(sc, f.cert_file, f.key_file); !e.empty()) return Err{e};
+  }
+  if (o.server && (!o.sni_certs.empty() || o.sni_strict)) {
+    SSL_CTX_set_tlsext_servername_callback(ctx, servername_hook);
+    SSL_CTX_set_tlsext_servername_arg(ctx, c.get());
   }
 
   if (!o.ca_file.empty()) {
@@ -106,6 +151,9 @@ Result<std::shared_ptr<Context>, std::string> Context::create(const ContextOptio
   return c;
 }
 
-Context::~Context() { SSL_CTX_free(ctx_); }
+Context::~Context() {
+  for (SSL_CTX* sc : sni_ctx_) SSL_CTX_free(sc);
+  SSL_CTX_free(ctx_);
+}
 
 }  // namespace keel::tls

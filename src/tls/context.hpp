@@ -15,13 +15,27 @@
 #include <keel/result.hpp>
 
 struct ssl_ctx_st;
+struct ssl_st;
 
 namespace keel::tls {
+
+/// One certificate chain and its key, as PEM files.
+struct CertKeyFiles {
+  std::string cert_file, key_file;
+};
 
 struct ContextOptions {
   bool server = true;
   std::string cert_file;   ///< PEM certificate chain (server; client with a client cert)
   std::string key_file;    ///< PEM private key for cert_file
+  /// Server: more certificates, chosen by the client's SNI: the first whose
+  /// names match it (X509_check_host: subjectAltName DNS names, else the CN;
+  /// a wildcard covers one left-most label). cert_file serves clients that
+  /// send no name, and names that match none of these.
+  std::vector<CertKeyFiles> sni_certs;
+  /// Server: a name that no certificate (cert_file's included) matches is
+  /// refused with the unrecognized_name alert instead.
+  bool sni_strict = false;
   /// Server: require a client certificate signed by this PEM CA file. Client:
   /// verify the server against it (empty: no verification, like curl -k).
   std::string ca_file;
@@ -42,9 +56,16 @@ class Context {
   bool server() const { return opt_.server; }
   const ContextOptions& options() const { return opt_; }
 
+  /// The servername callback's work: puts the certificate matching `name`
+  /// on `ssl`. False: none matches and sni_strict refuses it.
+  bool select_certificate(ssl_st* ssl, const char* name) const;
+
  private:
   Context() = default;
   ssl_ctx_st* ctx_ = nullptr;
+  // One SSL_CTX per sni_certs entry, holding its loaded chain and key (the
+  // callback moves them onto the SSL; they serve nothing by themselves).
+  std::vector<ssl_ctx_st*> sni_ctx_;
   ContextOptions opt_;
   std::vector<unsigned char> alpn_wire_;  // ALPN protocol list in wire form
 };

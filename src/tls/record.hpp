@@ -43,6 +43,9 @@ enum class Alert : uint8_t {
   decode_error = 50,
   protocol_version = 70,
   internal_error = 80,
+  unrecognized_name = 112,
+  certificate_required = 116,
+  // (others as received: the value is the RFC 8446 6 AlertDescription)
 };
 
 /// TLS 1.3 and 1.2 both say 2^14 bytes of content per record.

@@ -279,7 +279,13 @@ Result<void, Alert> Session::handshake_step() {
   ERR_clear_error();
   counters_->inc(engine::Counter::tls_handshake_failures);
   state_ = State::failed;
-  return Unexpected{Alert::handshake_failure};  // OpenSSL's alert is in the output already
+  // OpenSSL's alert is in the output already; report the one it sent (or got).
+  if (alert_written_ != 0) return Unexpected{Alert(alert_written_)};
+  if (alert_read_ != 0) {
+    peer_alerted_ = true;
+    return Unexpected{Alert(alert_read_)};
+  }
+  return Unexpected{Alert::handshake_failure};
 }
 
 Result<void, Alert> Session::finish_handshake() {
@@ -687,6 +693,18 @@ bool Session::peer_verified() const {
   bool ok = peer != nullptr && SSL_get_verify_result(ssl_) == X509_V_OK;
   X509_free(peer);
   return ok;
+}
+
+std::string Session::server_name() const {
+  const char* n = ssl_ != nullptr ? SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name) : nullptr;
+  return n != nullptr ? n : "";
+}
+
+std::string Session::peer_subject() const {
+  X509* peer = ssl_ != nullptr ? SSL_get0_peer_certificate(ssl_) : nullptr;
+  if (peer == nullptr) return {};
+  char buf[256];
+  return X509_NAME_oneline(X509_get_subject_name(peer), buf, sizeof buf) != nullptr ? buf : "";
 }
 
 }  // namespace keel::tls

@@ -81,7 +81,8 @@ class Session {
   /// Runs the handshake on what arrived, or opens every complete record.
   /// An error is fatal: state() is failed, the alert to send (if any) is in
   /// take_output(); send it, then close the transport. Errors: the alert
-  /// keel sent (bad_record_mac, record_overflow, ...), handshake_failure,
+  /// keel sent (bad_record_mac, record_overflow, ...), a refused handshake's
+  /// alert as OpenSSL sent or received it (handshake_failure if none),
   /// or the peer's fatal alert.
   Result<void, Alert> process();
   /// The transport's end of stream (TCP FIN). A record cut short by it is
@@ -133,6 +134,11 @@ class Session {
   bool rx_by_openssl() const { return rx_openssl_; }
   /// The peer presented a certificate that verified.
   bool peer_verified() const;
+  /// The SNI server name: the one the client sent (server), or offered
+  /// (client); "" if none.
+  std::string server_name() const;
+  /// The peer certificate's subject, one line ("/CN=..."); "" if none.
+  std::string peer_subject() const;
   uint64_t tx_seq() const { return tx_.seq(); }
   uint64_t rx_seq() const { return rx_.seq(); }
 

@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -57,8 +58,8 @@ void keylog_cb(const SSL* ssl, const char* line) {
   if (pair != nullptr) pair->keylog.emplace_back(line);
 }
 
-// A self-signed P-256 certificate, valid for a day.
-X509* make_cert(EVP_PKEY* key, const char* cn) {
+// A self-signed certificate, valid for a day; `san`: a subjectAltName value.
+X509* make_cert(EVP_PKEY* key, const char* cn, const char* san = nullptr) {
   X509* x = X509_new();
   X509_set_version(x, 2);
   ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
@@ -68,6 +69,11 @@ X509* make_cert(EVP_PKEY* key, const char* cn) {
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn), -1, -1, 0);
   X509_set_issuer_name(x, name);
   X509_set_pubkey(x, key);
+  if (san != nullptr) {
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, san);
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+  }
   X509_sign(x, key, EVP_sha256());
   return x;
 }
@@ -166,13 +172,13 @@ std::vector<uint8_t> OpenSslPair::keylog_secret(const std::string& label) const 
 
 namespace keel::tls::test {
 
-CertFiles::CertFiles(const char* cn) {
+CertFiles::CertFiles(const char* cn, const char* san, bool rsa) {
   char tmpl[] = "/tmp/keel-tls-XXXXXX";
   dir = mkdtemp(tmpl);
   cert = dir + "/cert.pem";
   key = dir + "/key.pem";
-  EVP_PKEY* k = EVP_EC_gen("P-256");
-  X509* x = make_cert(k, cn);
+  EVP_PKEY* k = rsa ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256");
+  X509* x = make_cert(k, cn, san);
   FILE* f = std::fopen(cert.c_str(), "w");
   PEM_write_X509(f, x);
   std::fclose(f);

@@ -51,10 +51,12 @@ struct OpenSslPair {
 
 namespace keel::tls::test {
 
-/// A throwaway self-signed P-256 certificate and key written as PEM files
-/// into a fresh temporary directory (removed by the destructor).
+/// A throwaway self-signed P-256 (or RSA-2048) certificate and key written
+/// as PEM files into a fresh temporary directory (removed by the destructor).
+/// `san`: a subjectAltName value ("DNS:*.example,DNS:example"); none: the CN
+/// is the only name.
 struct CertFiles {
-  explicit CertFiles(const char* cn);
+  explicit CertFiles(const char* cn, const char* san = nullptr, bool rsa = false);
   ~CertFiles();
   std::string dir, cert, key;
 };

@@ -3,7 +3,8 @@
 // server on two stacks over net_ring (test/api's ApiPair), TLS 1.3 and 1.2:
 // handshake events, zero-copy send/recv and copying write/read both ways,
 // close_notify as end of stream, counters, and both pools whole afterwards;
-// the client resuming its first session on a second connection.
+// the client resuming its first session on a second connection; SNI choosing
+// the server's certificate, or refusing an unknown name.
 #include <catch2/catch.hpp>
 
 #include <keel/tls.hpp>
@@ -24,14 +25,18 @@ namespace {
 struct Ends {
   std::optional<tls::Connection> client, server;
   uint16_t client_flags = 0, server_flags = 0;  // TLS-level events seen so far
-  Errc server_error = Errc::ok;
+  Errc server_error = Errc::ok, client_error = Errc::ok;
 };
 
 // One round: poll both stacks and hand each TCP event to its TLS connection.
 void drive(ApiPair& p, Ends& e) {
   p.step();
   for (const Event& ev : p.a.events)
-    if (e.client && ev.conn == e.client->tcp()) e.client_flags |= e.client->on_event(ev).flags;
+    if (e.client && ev.conn == e.client->tcp()) {
+      Event t = e.client->on_event(ev);
+      e.client_flags |= t.flags;
+      if (t.has(event::closed)) e.client_error = t.error;
+    }
   for (const Event& ev : p.b.events)
     if (e.server && ev.conn == e.server->tcp()) {
       Event t = e.server->on_event(ev);
@@ -200,5 +205,61 @@ TEST_CASE("tls::Connection: the client resumes its first connection's session", 
   CHECK(p.a.stack->counter("tls_resumed") == 1);
   CHECK(p.b.stack->counter("tls_resumed") == 1);
   CHECK(p.a.stack->counter("tls_bad_record_mac") == 0);
+  CHECK(p.pools_whole());
+}
+
+TEST_CASE("tls::Connection: SNI picks the server's certificate; strict refuses an unknown name", "[tls][api][sni]") {
+  CertFiles def("keel-default"), named("keel-named", "DNS:*.named.example");
+  ApiPair p;
+  tls::Options so;
+  so.cert_file = def.cert;
+  so.key_file = def.key;
+  so.sni_certs = {{named.cert, named.key}};
+  so.sni_strict = true;
+  auto scfg = tls::Config::create(so);
+  REQUIRE(scfg.has_value());
+  tls::Options co;
+  co.server = false;
+  co.ca_file = named.cert;  // only the named certificate verifies
+  auto ccfg = tls::Config::create(co);
+  REQUIRE(ccfg.has_value());
+
+  for (const char* name : {"www.named.example", "nope.example"}) {
+    INFO("server name " << name);
+    bool known = std::strcmp(name, "nope.example") != 0;
+    p.b.accepted_taken = 0;
+    auto [ca, cb] = p.connect_pair(known ? 4443 : 4444);
+    Ends e;
+    auto c = tls::Connection::wrap(*p.a.stack, ca, *ccfg, name);
+    auto s = tls::Connection::wrap(*p.b.stack, cb, *scfg);
+    REQUIRE(c.has_value());
+    REQUIRE(s.has_value());
+    e.client.emplace(std::move(*c));
+    e.server.emplace(std::move(*s));
+    for (int i = 0; i < 200 && !(e.client_flags & e.server_flags & (event::connected | event::closed)); ++i)
+      drive(p, e);
+    if (known) {
+      REQUIRE((e.client_flags & event::connected) != 0);
+      REQUIRE((e.server_flags & event::connected) != 0);
+      CHECK(e.server->server_name() == name);
+      CHECK(e.client->server_name() == name);
+      CHECK(e.client->peer_subject() == "/CN=keel-named");
+      CHECK(e.client->peer_verified());
+      REQUIRE(e.client->close().has_value());
+      for (int i = 0; i < 200 && !(e.server_flags & event::peer_closed); ++i) drive(p, e);
+      REQUIRE(e.server->close().has_value());
+    } else {
+      // The server's OpenSSL refuses the name; the client reads that alert.
+      CHECK((e.server_flags & event::closed) != 0);
+      CHECK(e.server_error == Errc::connection_aborted);
+      CHECK(e.server->alert() == 112);  // unrecognized_name
+      CHECK((e.client_flags & event::closed) != 0);
+      CHECK(e.client_error == Errc::connection_reset);
+      CHECK(e.client->alert() == 112);
+      CHECK((e.client_flags & event::connected) == 0);
+    }
+    for (int i = 0; i < 50; ++i) drive(p, e);
+  }
+  CHECK(p.b.stack->counter("tls_handshake_failures") == 1);
   CHECK(p.pools_whole());
 }

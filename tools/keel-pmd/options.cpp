@@ -39,8 +39,11 @@ std::string usage() {
   --tx-faults SPEC    fault injection on transmit (same syntax)
   --serve LIST        TCP test services, NAME[:PORT],... of echo (7), discard (9),
                       chargen (19), http (80), https (443); keel-pmd then runs until a signal
-  --cert FILE         https: PEM certificate chain (required with --serve https)
-  --key FILE          https: PEM private key of --cert
+  --cert FILE         https: PEM certificate chain (required with --serve https); repeat
+                      --cert/--key for more: the client's SNI picks the first whose names
+                      (subjectAltName DNS, else CN; wildcards) match, else the first given
+  --key FILE          https: PEM private key of the --cert given in the same place
+  --sni-strict        https: refuse an SNI name no certificate matches (unrecognized_name)
   --client-ca FILE    https: require a client certificate signed by this PEM CA
   --cmd "COMMAND"     run a command (repeatable); then exit unless -i or --serve
   -i                  interactive prompt on stdin (keel> )
@@ -60,6 +63,7 @@ Result<Options, std::string> parse_options(const std::vector<std::string>& args)
   port.device = "0";
   bool have_port_opt = false;
   bool have_range = false;
+  std::vector<std::string> certs, keys;  // --cert / --key in order: the i-th key is the i-th cert's
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&](std::string& out) -> bool {
@@ -123,7 +127,10 @@ Result<Options, std::string> parse_options(const std::vector<std::string>& args)
       }
     } else if (a == "--cert" || a == "--key" || a == "--client-ca") {
       if (!value(v) || v.empty()) return bad(a, "needs a PEM file");
-      (a == "--cert" ? o.tls.cert_file : a == "--key" ? o.tls.key_file : o.tls.ca_file) = v;
+      if (a == "--client-ca") o.tls.ca_file = v;
+      else (a == "--cert" ? certs : keys).push_back(v);
+    } else if (a == "--sni-strict") {
+      o.tls.sni_strict = true;
     } else if (a == "--cmd") {
       if (!value(v)) return bad(a, "needs a command");
       o.commands.push_back(v);
@@ -155,8 +162,17 @@ Result<Options, std::string> parse_options(const std::vector<std::string>& args)
       return bad(a, "unknown option (see --help)");
     }
   }
+  if (certs.size() != keys.size())
+    return bad(certs.size() > keys.size() ? "--cert" : "--key",
+               "each --cert needs its --key (" + std::to_string(certs.size()) + " --cert, " +
+                   std::to_string(keys.size()) + " --key)");
+  for (size_t i = 0; i < certs.size(); ++i) {
+    if (i == 0) o.tls.cert_file = certs[0], o.tls.key_file = keys[0];
+    else o.tls.sni_certs.push_back({certs[i], keys[i]});
+  }
   bool https = false;
   for (const auto& sp : o.serve) https = https || sp.kind == ServiceKind::https;
+  if (!https && o.tls.sni_strict) return bad("--sni-strict", "only with --serve https");
   if (https && o.tls.cert_file.empty()) return bad("--cert", "required by --serve https");
   if (https && o.tls.key_file.empty()) return bad("--key", "required by --serve https");
   if (!https && (!o.tls.cert_file.empty() || !o.tls.key_file.empty() || !o.tls.ca_file.empty()))

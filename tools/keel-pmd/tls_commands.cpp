@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: BSD-3-Clause
-// keel-pmd's `tls-get ADDR PORT PATH [1.2|1.3] [resume]`: keel as a TLS
-// client (keel::tls::Session over one TCP connection of instance 0) fetches
-// PATH with HTTP/1.0 semantics (the server closes after the body) and reports
-// the version, suite, status line, body length, the body's sha256 and whether
-// the session was resumed. `resume`: a second fetch offers the first's session.
+// keel-pmd's `tls-get ADDR PORT PATH [1.2|1.3] [resume] [sni=NAME]`: keel as
+// a TLS client (keel::tls::Session over one TCP connection of instance 0)
+// fetches PATH with HTTP/1.0 semantics (the server closes after the body) and
+// reports the version, suite, status line, body length, the body's sha256,
+// whether the session was resumed and the server certificate's subject.
+// `resume`: a second fetch offers the first's session. `sni=NAME`: the server
+// name sent (and the request's Host).
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <rte_mbuf.h>
@@ -121,7 +123,7 @@ struct TlsGet final : tcp::ConnHandler {
     finish(std::string("tls-get: ") + (s->version() == tls::Version::tls13 ? "TLSv1.3 " : "TLSv1.2 ") +
            cipher_name(s->version(), s->cipher()) + ", '" + status + "', " + std::to_string(body) +
            " body bytes, sha256 " + hex + (s->peer_closed() ? ", close_notify" : ", no close_notify") +
-           (resumed ? ", resumed=yes" : ", resumed=no"));
+           (resumed ? ", resumed=yes" : ", resumed=no") + ", peer '" + s->peer_subject() + "'");
   }
   void finish(const std::string& what) {
     finished = true;
@@ -151,16 +153,17 @@ std::vector<std::shared_ptr<TlsGet>> fetches;
 
 void Cli::tls_get(const std::vector<std::string>& w, std::ostream& out) {
   unsigned port = 0;
-  auto dst = w.size() >= 4 && w.size() <= 6 ? net::Ipv4Addr::parse(w[1]) : std::nullopt;
+  auto dst = w.size() >= 4 && w.size() <= 7 ? net::Ipv4Addr::parse(w[1]) : std::nullopt;
   bool v12 = false, v13 = false, resume = false, bad = false;
+  std::string sni;
   for (size_t i = 4; i < w.size(); ++i) {
-    if (w[i] == "1.2" && i == 4) v12 = true;
-    else if (w[i] == "1.3" && i == 4) v13 = true;
+    if ((w[i] == "1.2" || w[i] == "1.3") && !v12 && !v13) (w[i] == "1.2" ? v12 : v13) = true;
     else if (w[i] == "resume" && !resume) resume = true;
+    else if (w[i].starts_with("sni=") && w[i].size() > 4 && sni.empty()) sni = w[i].substr(4);
     else bad = true;
   }
   if (!dst || !parse_port(w[2], port) || w[3].empty() || w[3][0] != '/' || bad) {
-    out << "error: usage: tls-get ADDR PORT /PATH [1.2|1.3] [resume]\n";
+    out << "error: usage: tls-get ADDR PORT /PATH [1.2|1.3] [resume] [sni=NAME]\n";
     return;
   }
   tls::ContextOptions o;
@@ -176,7 +179,7 @@ void Cli::tls_get(const std::vector<std::string>& w, std::ostream& out) {
   std::vector<uint8_t> ticket;
   for (int round = 0; round < (resume ? 2 : 1); ++round) {
     auto g = std::make_shared<TlsGet>();
-    g->request = "GET " + w[3] + " HTTP/1.0\r\nHost: " + w[1] + "\r\nConnection: close\r\n\r\n";
+    g->request = "GET " + w[3] + " HTTP/1.0\r\nHost: " + (sni.empty() ? w[1] : sni) + "\r\nConnection: close\r\n\r\n";
     g->resume = ticket;
     EVP_DigestInit_ex(g->md, EVP_sha256(), nullptr);
     tcp::TcpStack* t = &engine_.tcp(0);
@@ -185,8 +188,8 @@ void Cli::tls_get(const std::vector<std::string>& w, std::ostream& out) {
     std::shared_ptr<tls::Context> c = *ctx;
     bool ok = run_on(*engine_.instances().front(), [&, g, t, c](engine::Instance& inst) {
       g->tcp = t;
-      g->s = std::make_unique<tls::Session>(c, inst.interfaces().front()->pool, &inst.counters(), nullptr,
-                                            g->resume);
+      g->s = std::make_unique<tls::Session>(c, inst.interfaces().front()->pool, &inst.counters(),
+                                            sni.empty() ? nullptr : sni.c_str(), g->resume);
       auto r = t->connect(addr, uint16_t(port), g.get());
       if (!r) {
         err = r.error();
