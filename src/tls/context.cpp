@@ -45,7 +45,8 @@ int alpn_select(SSL*, const unsigned char** out, unsigned char* outlen, const un
 std::string load_cert_key(SSL_CTX* ctx, const std::string& cert, const std::string& key) {
   if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1) return "--cert " + cert + ": " + openssl_error();
   if (key.empty()) return "--cert " + cert + " given without --key";
-  if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1) return "--key " + key + ": " + openssl_error();
+  if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1)
+    return "--key " + key + " (for --cert " + cert + "): " + openssl_error();
   if (SSL_CTX_check_private_key(ctx) != 1)
     return "--key " + key + " does not match --cert " + cert + ": " + openssl_error();
   return {};

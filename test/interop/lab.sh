@@ -237,7 +237,7 @@ lab_cmd() {
 	local cmd=$1 timeout_ms=$((${2:-60} * 1000)) before off t0
 	lab_pmd_alive || lab_abort "keel-pmd is not running (command '$cmd')"
 	before=$(lab_prompts)
-	off=$(stat -c %s "$LAB_DIR/pmd.out")
+	off=$(command stat -c %s "$LAB_DIR/pmd.out")
 	lab_say "keel> $cmd"
 	printf '%s\n' "$cmd" >&"$LAB_FD"
 	t0=$(lab_now_ms)

@@ -4,7 +4,9 @@
 # (OpenSSL handshake, keel's record layer): /bytes/N up to 100 MiB intact over TLS 1.3
 # and 1.2, every suite keel offers, resumption with tickets (keel serving, and keel's
 # tls-get client resuming against openssl s_server), a client certificate
-# required (refused when absent), bad and missing certificates refused at start, and
+# required (refused when absent), SNI choosing among several certificates (curl verifying
+# each name, s_client, strict refusal; keel's tls-get sending SNI to openssl s_server
+# -servername), bad and missing certificates refused at start, and
 # corrupted / oversized / truncated / after-close_notify records from a raw client answered with the
 # alert and counted; keel as a TLS client (tls-get) against openssl s_server -WWW.
 #   test/interop/tls_https.sh [path/to/keel-pmd]     (root; exit 77 = skipped)
@@ -48,6 +50,13 @@ lab_check "a missing certificate file is refused naming it" \
 	refused "--cert /nonexistent.pem" --serve https --cert /nonexistent.pem --key "$CERTS/server.key"
 lab_check "a key that does not match the certificate is refused naming --key" \
 	refused "--key $CERTS/other.key" --serve https --cert "$CERTS/server.pem" --key "$CERTS/other.key"
+lab_check "a second --cert without its --key is refused naming --cert" \
+	refused "each --cert needs its --key (2 --cert, 1 --key)" --serve https --cert "$CERTS/server.pem" \
+	--key "$CERTS/server.key" --cert "$CERTS/other.pem"
+lab_check "a second key that does not match its certificate is refused naming it" \
+	refused "--key $CERTS/server.key (for --cert $CERTS/other.pem)" --serve https \
+	--cert "$CERTS/server.pem" --key "$CERTS/server.key" --cert "$CERTS/other.pem" --key "$CERTS/server.key"
+lab_check "--sni-strict without --serve https is refused naming it" refused "--sni-strict" --serve http --sni-strict
 
 # ----- downloads, suites, resumption -----
 lab_pmd_start --serve http,https --cert "$CERTS/server.pem" --key "$CERTS/server.key"
@@ -175,22 +184,22 @@ mbufs_back() {
 lab_check "mbufs in use back to the baseline ($mbufs_base) after every connection" mbufs_back
 
 lab_cmd "show stats"
-stat() { sed -n "s/^ *$1 *\([0-9][0-9]*\).*/\1/p" <<<"$LAB_REPLY" | head -n1; }
-lab_check "tls_handshakes counted" [ "$(stat tls_handshakes)" -ge 20 ]
+counter() { sed -n "s/^ *$1 *\([0-9][0-9]*\).*/\1/p" <<<"$LAB_REPLY" | head -n1; }
+lab_check "tls_handshakes counted" [ "$(counter tls_handshakes)" -ge 20 ]
 # What ciphertext-only retransmission costs: the record overhead TCP holds and sends.
-lab_say "records out $(stat tls_records_out), TCP segments out $(stat tcp_segs_out), tx bytes $(stat tx_bytes):" \
-	"$(awk -v r="$(stat tls_records_out)" -v s="$(stat tcp_segs_out)" 'BEGIN { printf "%.3f records per segment", r / s }')"
+lab_say "records out $(counter tls_records_out), TCP segments out $(counter tcp_segs_out), tx bytes $(counter tx_bytes):" \
+	"$(awk -v r="$(counter tls_records_out)" -v s="$(counter tcp_segs_out)" 'BEGIN { printf "%.3f records per segment", r / s }')"
 # One pass per payload byte: the cipher writes each into the mbuf TCP sends (and resends).
-copied=$(stat tcp_tx_copied_bytes)
-lab_say "sealed $(stat tls_sealed_bytes) bytes; copied by Connection::write ${copied:-0}"
-lab_check "the cipher sealed at least the 2 x 100 MiB downloaded" [ "$(stat tls_sealed_bytes)" -ge $((2 * 104857600)) ]
+copied=$(counter tcp_tx_copied_bytes)
+lab_say "sealed $(counter tls_sealed_bytes) bytes; copied by Connection::write ${copied:-0}"
+lab_check "the cipher sealed at least the 2 x 100 MiB downloaded" [ "$(counter tls_sealed_bytes)" -ge $((2 * 104857600)) ]
 lab_check "no payload byte was copied besides (tcp_tx_copied_bytes ${copied:-0}; show stats omits zeros)" [ "${copied:-0}" = 0 ]
-lab_check "tls_bad_record_mac: the 2 corrupted records" [ "$(stat tls_bad_record_mac)" = 2 ]
-lab_check "tls_record_overflow: the 2 oversized records" [ "$(stat tls_record_overflow)" = 2 ]
-lab_check "tls_bad_records: the 2 records cut short, the 2 after close_notify" [ "$(stat tls_bad_records)" = 4 ]
-lab_check "tls_resumed: s_client's 2 resumptions and tls-get's 2" [ "$(stat tls_resumed)" = 4 ]
+lab_check "tls_bad_record_mac: the 2 corrupted records" [ "$(counter tls_bad_record_mac)" = 2 ]
+lab_check "tls_record_overflow: the 2 oversized records" [ "$(counter tls_record_overflow)" = 2 ]
+lab_check "tls_bad_records: the 2 records cut short, the 2 after close_notify" [ "$(counter tls_bad_records)" = 4 ]
+lab_check "tls_resumed: s_client's 2 resumptions and tls-get's 2" [ "$(counter tls_resumed)" = 4 ]
 lab_check "tls_key_updates_in and _out: the KeyUpdate and keel's answer" \
-	eval '[ "$(stat tls_key_updates_in)" = 1 ] && [ "$(stat tls_key_updates_out)" = 1 ]'
+	eval '[ "$(counter tls_key_updates_in)" = 1 ] && [ "$(counter tls_key_updates_out)" = 1 ]'
 # The tls_* counters, and RSTs from clients that ended after keel's alert.
 LAB_TLS="tls_handshakes tls_handshake_failures tls_resumed tls_records_in tls_records_out tls_sealed_bytes
   tls_bad_record_mac tls_record_overflow tls_bad_records tls_alerts_sent tls_alerts_received
@@ -218,6 +227,75 @@ lab_check "client certificate absent: refused" \
 lab_check "a certificate from another CA: refused" \
 	bash -c "! ip netns exec $LAB_NS curl -k --cert $CERTS/other.pem --key $CERTS/other.key -sS --max-time 10 $URL/ >/dev/null 2>&1"
 lab_cmd "show stats"
-lab_check "tls_handshake_failures: the 2 refusals" [ "$(stat tls_handshake_failures)" = 2 ]
+lab_check "tls_handshake_failures: the 2 refusals" [ "$(counter tls_handshake_failures)" = 2 ]
+lab_pmd_quit
+
+# ----- SNI: several certificates, the client's server name picks one -----
+mkcert sni-a /CN=keel-sni-a "subjectAltName=DNS:a.keel.test" || lab_abort "cannot make the SNI certs"
+mkcert sni-b /CN=keel-sni-b "subjectAltName=DNS:*.b.keel.test" || lab_abort "cannot make the SNI certs"
+served_subject() {  # served_subject WANT_CN ARGS...: s_client's view of the certificate keel sent
+	local want=$1 out
+	shift
+	out=$(printf '' | timeout 10 ip netns exec "$LAB_NS" openssl s_client -connect "$LAB_KEEL_IP:443" "$@" 2>&1)
+	grep -q "^subject=.*CN *= *$want\$" <<<"$out" && grep -q "Verify return code: 0 (ok)" <<<"$out"
+}
+sni_curl() {  # sni_curl NAME VERSION: curl verifies keel's certificate for NAME against the CA
+	ip netns exec "$LAB_NS" curl --cacert "$CERTS/ca.pem" --tlsv$2 --tls-max $2 -sS --max-time 10 \
+		--resolve "$1:443:$LAB_KEEL_IP" "https://$1/bytes/1000" | wc -c | grep -qx 1000
+}
+SNI_CERTS=(--cert "$CERTS/server.pem" --key "$CERTS/server.key" --cert "$CERTS/sni-a.pem" --key "$CERTS/sni-a.key"
+	--cert "$CERTS/sni-b.pem" --key "$CERTS/sni-b.key")
+lab_pmd_start --serve https "${SNI_CERTS[@]}"
+for v in 1.3 1.2; do
+	lab_check "SNI a.keel.test, TLS $v: curl verifies the a certificate" sni_curl a.keel.test $v
+	lab_check "SNI www.b.keel.test, TLS $v: curl verifies the wildcard certificate" sni_curl www.b.keel.test $v
+	lab_check "SNI, TLS $v: s_client -servername a.keel.test gets keel-sni-a" \
+		served_subject keel-sni-a -CAfile "$CERTS/ca.pem" -tls${v/./_} -servername a.keel.test
+	lab_check "SNI, TLS $v: s_client -servername x.b.keel.test gets keel-sni-b" \
+		served_subject keel-sni-b -CAfile "$CERTS/ca.pem" -tls${v/./_} -servername x.b.keel.test
+	lab_check "no SNI, TLS $v: s_client -noservername gets the first certificate" \
+		served_subject keel-test-server -CAfile "$CERTS/ca.pem" -tls${v/./_} -noservername
+done
+lab_check "an unknown name gets the first certificate (curl then refuses it: wrong name)" \
+	eval 'served_subject keel-test-server -CAfile "$CERTS/ca.pem" -servername other.keel.test && ! sni_curl other.keel.test 1.3'
+lab_check "curl -k to an unknown name is served" \
+	bash -c "ip netns exec $LAB_NS curl -k -sS --max-time 10 --resolve other.keel.test:443:$LAB_KEEL_IP https://other.keel.test/ | grep -qi keel"
+lab_pmd_quit
+lab_pmd_start --serve https "${SNI_CERTS[@]}" --sni-strict
+sni_refused() {  # sni_refused VERSION: an unknown name gets the unrecognized_name alert
+	local out
+	out=$(printf '' | timeout 10 ip netns exec "$LAB_NS" openssl s_client -connect "$LAB_KEEL_IP:443" \
+		-tls${1/./_} -servername other.keel.test 2>&1)
+	grep -qi "unrecognized name" <<<"$out" && ! grep -q "^subject=" <<<"$out"
+}
+for v in 1.3 1.2; do
+	lab_check "--sni-strict, TLS $v: an unknown name is refused with unrecognized_name" sni_refused $v
+	lab_check "--sni-strict, TLS $v: a known name is still served" sni_curl www.b.keel.test $v
+done
+lab_check "--sni-strict: no SNI at all gets the first certificate" \
+	served_subject keel-test-server -CAfile "$CERTS/ca.pem" -noservername
+lab_cmd "show stats"
+lab_check "tls_handshake_failures: the 2 unknown names" [ "$(counter tls_handshake_failures)" = 2 ]
+lab_pmd_quit
+
+# ----- keel's tls-get sends SNI: openssl s_server -servername picks its second certificate -----
+lab_pmd_start
+(cd "$CERTS" && exec ip netns exec "$LAB_NS" openssl s_server -accept 4435 -cert server.pem -key server.key \
+	-servername a.keel.test -cert2 sni-a.pem -key2 sni-a.key -WWW -naccept 4 >"$CERTS/sserver-sni.out" 2>&1) &
+SSERVER_PID=$!
+sleep 0.5
+for v in 1.3 1.2; do
+	lab_cmd "tls-get $LAB_KERNEL_IP 4435 /blob $v sni=a.keel.test" 130
+	lab_check "tls-get (TLS $v) sni=a.keel.test: s_server answers with its a.keel.test certificate" \
+		bash -c "grep -q 'TLSv$v .*200 ok.*, 3000007 body bytes, sha256 $want_blob.*, peer .*CN *= *keel-sni-a' <<<\"\$1\"" _ "$LAB_REPLY"
+	lab_cmd "tls-get $LAB_KERNEL_IP 4435 /blob $v" 130
+	lab_check "tls-get (TLS $v) without sni=: s_server answers with its first certificate" \
+		bash -c "grep -q 'TLSv$v .*200 ok.*, peer .*CN *= *keel-test-server' <<<\"\$1\"" _ "$LAB_REPLY"
+done
+for _ in $(seq 50); do kill -0 "$SSERVER_PID" 2>/dev/null || break; sleep 0.1; done
+kill "$SSERVER_PID" 2>/dev/null
+wait "$SSERVER_PID" 2>/dev/null
+lab_check "s_server saw the name keel sent (its log: Hostname in TLS extension)" \
+	grep -q 'Hostname in TLS extension: "a.keel.test"' "$CERTS/sserver-sni.out"
 lab_pmd_quit
 lab_test_end
