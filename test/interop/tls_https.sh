@@ -8,7 +8,7 @@
 # each name, s_client, strict refusal; keel's tls-get sending SNI to openssl s_server
 # -servername), bad and missing certificates refused at start, and
 # corrupted / oversized / truncated / after-close_notify records from a raw client answered with the
-# alert and counted; keel as a TLS client (tls-get) against openssl s_server -WWW.
+# alert and counted; keel as a TLS client (tls-get) against openssl s_server -WWW and -www.
 #   test/interop/tls_https.sh [path/to/keel-pmd]     (root; exit 77 = skipped)
 set -uo pipefail
 source "$(dirname "$0")/lab.sh"
@@ -143,6 +143,19 @@ for v in 1.3 1.2; do
 	lab_check "keel tls-get (TLS $v) from openssl s_server -WWW: 3000007 bytes, sha256 matches" \
 		bash -c "grep -q 'TLSv$v .*200 ok.*, 3000007 body bytes, sha256 $want_blob' <<<\"\$1\"" _ "$LAB_REPLY"
 done
+kill "$SSERVER_PID" 2>/dev/null
+wait "$SSERVER_PID" 2>/dev/null
+# s_server -www: its status page, which reports the session as OpenSSL saw it.
+(cd "$CERTS" && exec ip netns exec "$LAB_NS" openssl s_server -accept 4436 -cert server.pem -key server.key \
+	-www -naccept 2 -quiet >/dev/null 2>&1) &
+SSERVER_PID=$!
+sleep 0.5
+for v in 1.3 1.2; do
+	lab_cmd "tls-get $LAB_KERNEL_IP 4436 / $v" 30
+	lab_check "keel tls-get (TLS $v) from openssl s_server -www: its status page" \
+		bash -c "grep -q 'TLSv$v .*200 ok.*, [1-9][0-9]* body bytes' <<<\"\$1\"" _ "$LAB_REPLY"
+done
+for _ in $(seq 50); do kill -0 "$SSERVER_PID" 2>/dev/null || break; sleep 0.1; done
 kill "$SSERVER_PID" 2>/dev/null
 wait "$SSERVER_PID" 2>/dev/null
 # Resumption: `tls-get ... resume` fetches twice, the second time offering the first's
