@@ -87,7 +87,8 @@ class Connection {
   /// may be 0: nothing for the application yet).
   Event on_event(const Event& ev);
 
-  /// Seals `b`'s bytes into records (one TCP segment each) and queues them;
+  /// Seals `b`'s bytes into records that fill whole TCP segments (up to
+  /// 2^14 content bytes each; the rest in one shorter record) and queues them;
   /// on success `b` is empty. would_block when the send buffer cannot take
   /// them all (`b` untouched; a writable event follows); not_connected before
   /// the handshake is done or after close().

@@ -71,15 +71,18 @@ inline void free_segments(rte_mbuf* s) {
   }
 }
 
-/// A packet of `len` bytes (contents unset) in as many segments as it needs;
-/// the first keeps the default headroom for headers. nullptr if the pool ran out.
-inline rte_mbuf* alloc_chain(rte_mempool* pool, uint32_t len) {
+/// A packet of `len` bytes (contents unset) in as many segments as it needs,
+/// each holding at most `piece` bytes (0: as much as fits; TCP payload cut at
+/// its MSS then maps one segment to one mbuf); the first keeps the default
+/// headroom for headers. nullptr if the pool ran out.
+inline rte_mbuf* alloc_chain(rte_mempool* pool, uint32_t len, uint32_t piece = 0) {
   rte_mbuf* head = rte_pktmbuf_alloc(pool);
   if (head == nullptr) return nullptr;
   rte_mbuf* tail = head;
   uint32_t left = len;
   for (;;) {
-    uint16_t take = uint16_t(std::min<uint32_t>(left, rte_pktmbuf_tailroom(tail)));
+    uint32_t room = rte_pktmbuf_tailroom(tail);
+    uint16_t take = uint16_t(std::min<uint32_t>(left, piece != 0 ? std::min(room, piece) : room));
     tail->data_len = take;
     head->pkt_len += take;
     left -= take;

@@ -139,7 +139,7 @@ namespace {
 // Seals `len` bytes from a scatter list into records of at most `per` content
 // bytes each, chained into one packet. nullptr (nothing queued) if the pool ran dry.
 template <class NextRun>
-Result<rte_mbuf*> seal_chunks(Session& s, size_t len, size_t per, NextRun&& next_run) {
+Result<rte_mbuf*> seal_chunks(Session& s, size_t len, size_t per, size_t mss, NextRun&& next_run) {
   rte_mbuf* chain = nullptr;
   Segment segs[32];
   while (len > 0) {
@@ -149,7 +149,7 @@ Result<rte_mbuf*> seal_chunks(Session& s, size_t len, size_t per, NextRun&& next
       segs[n++] = r;
       got += r.size;
     }
-    auto m = s.seal({segs, n});
+    auto m = s.seal({segs, n}, mss);
     if (!m) {
       if (chain != nullptr) rte_pktmbuf_free(chain);
       return Unexpected{m.error()};
@@ -171,8 +171,8 @@ Result<void> Connection::send(Buffer& b) {
   Impl& x = *impl_;
   if (x.done || !x.s->established()) return fail(Errc::not_connected);
   if (b.empty()) return fail(Errc::bad_handle);
-  size_t len = b.size(), per = x.s->content_per_record(x.mss);
-  size_t wire = len + (len + per - 1) / per * (x.mss - per);
+  size_t len = b.size(), full = x.s->full_record_wire(x.mss), per = x.s->content_per_record(full);
+  size_t wire = len + (len + per - 1) / per * (full - per);
   auto space = x.conn.send_space();
   if (!space) return fail(space.error());
   if (x.pending != nullptr || *space < wire) {
@@ -191,7 +191,7 @@ Result<void> Connection::send(Buffer& b) {
     off += r.size;
     return r;
   };
-  auto chain = seal_chunks(*x.s, len, per, next_run);
+  auto chain = seal_chunks(*x.s, len, per, x.mss, next_run);
   if (!chain) return fail(chain.error());
   (void)b.release();  // the plaintext is no longer needed: TCP keeps the ciphertext
   x.queue(*chain);
@@ -202,10 +202,12 @@ Result<void> Connection::send(Buffer& b) {
 Result<size_t> Connection::write(const void* data, size_t len) {
   Impl& x = *impl_;
   if (x.done || !x.s->established()) return fail(Errc::not_connected);
-  size_t per = x.s->content_per_record(x.mss);
+  size_t full = x.s->full_record_wire(x.mss), per = x.s->content_per_record(full), oh = full - per;
   auto space = x.conn.send_space();
   if (!space) return fail(space.error());
-  size_t n = x.pending != nullptr ? 0 : std::min(len, *space / x.mss * per);
+  // The most content whose records fit: whole records, then a shorter one in the rest.
+  size_t fits = *space / full * per + (*space % full > oh ? *space % full - oh : 0);
+  size_t n = x.pending != nullptr ? 0 : std::min(len, fits);
   if (n == 0) {
     x.blocked = true;
     (void)x.conn.want_writable();
@@ -218,7 +220,7 @@ Result<size_t> Connection::write(const void* data, size_t len) {
     p += max;
     return r;
   };
-  auto chain = seal_chunks(*x.s, n, per, next_run);
+  auto chain = seal_chunks(*x.s, n, per, x.mss, next_run);
   if (!chain) return fail(chain.error());
   x.queue(*chain);
   x.flush();

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <string_view>
 
 #include "engine/mbuf_util.hpp"
@@ -624,7 +625,12 @@ size_t Session::content_per_record(size_t segment) const {
   return std::min(segment - oh, max_plaintext);
 }
 
-Result<rte_mbuf*> Session::seal(std::span<const Segment> content) {
+size_t Session::full_record_wire(size_t mss) const {
+  size_t k = mss == 0 ? 1 : (max_plaintext + record_overhead(version_, cipher_)) / mss;
+  return std::max<size_t>(k, 1) * mss;
+}
+
+Result<rte_mbuf*> Session::seal(std::span<const Segment> content, size_t segment) {
   if (!established() || sent_close_ || !tx_.ready()) return keel::fail(Errc::not_connected);
   // RFC 8446 5.5: re-key before the AEAD's record limit.
   if (version_ == Version::tls13 && tx_.seq() >= rekey_after_records)
@@ -632,12 +638,12 @@ Result<rte_mbuf*> Session::seal(std::span<const Segment> content) {
   size_t len = 0;
   for (const Segment& s : content) len += s.size;
   if (len > max_plaintext) return keel::fail(Errc::invalid_argument);
-  rte_mbuf* m = engine::alloc_chain(pool_, uint32_t(tx_.overhead() + len));
+  rte_mbuf* m = engine::alloc_chain(pool_, uint32_t(tx_.overhead() + len), uint32_t(segment));
   if (m == nullptr) return keel::fail(Errc::no_memory);
-  Segment dst[16];
+  Segment dst[32];
   size_t n = 0;
   for (rte_mbuf* s = m; s != nullptr; s = s->next) {
-    if (n == 16) {
+    if (n == std::size(dst)) {
       rte_pktmbuf_free(m);
       return keel::fail(Errc::invalid_argument);
     }

@@ -107,10 +107,18 @@ class Session {
   /// Content bytes per record for records of `segment` bytes on the wire
   /// (an MSS), at most 2^14.
   size_t content_per_record(size_t segment) const;
+  /// The wire size of the largest record that fills whole segments of `mss`
+  /// bytes: k * mss for the largest k whose record holds at most 2^14 bytes
+  /// of content (11 segments at 1448), or one segment if even that is less.
+  /// Bulk senders use these: the per-record work (nonce, AEAD set-up, tag,
+  /// the receiver's record processing) is paid once per k segments.
+  size_t full_record_wire(size_t mss) const;
   /// Seals `content` (at most max_plaintext bytes) into one record in fresh
   /// mbufs. no_memory when the pool is dry (nothing consumed: try later);
   /// not_connected before the handshake or after close.
-  Result<rte_mbuf*> seal(std::span<const Segment> content);
+  /// `segment`: when nonzero (the MSS), each output mbuf holds that many
+  /// bytes, so that each TCP segment of the record is one mbuf.
+  Result<rte_mbuf*> seal(std::span<const Segment> content, size_t segment = 0);
   /// Queues close_notify (then nothing more can be sealed).
   void close_notify();
   /// Sends KeyUpdate and re-keys the sending direction; `request_peer`

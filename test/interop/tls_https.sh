@@ -202,6 +202,9 @@ lab_check "tls_handshakes counted" [ "$(counter tls_handshakes)" -ge 20 ]
 # What ciphertext-only retransmission costs: the record overhead TCP holds and sends.
 lab_say "records out $(counter tls_records_out), TCP segments out $(counter tcp_segs_out), tx bytes $(counter tx_bytes):" \
 	"$(awk -v r="$(counter tls_records_out)" -v s="$(counter tcp_segs_out)" 'BEGIN { printf "%.3f records per segment", r / s }')"
+# Bulk responses go in records of 11 whole segments (1/11 = 0.09 records per segment).
+lab_check "records fill whole segments: under 0.15 records per TCP segment" \
+	awk -v r="$(counter tls_records_out)" -v s="$(counter tcp_segs_out)" 'BEGIN { exit !(s > 0 && r / s < 0.15) }'
 # One pass per payload byte: the cipher writes each into the mbuf TCP sends (and resends).
 copied=$(counter tcp_tx_copied_bytes)
 lab_say "sealed $(counter tls_sealed_bytes) bytes; copied by Connection::write ${copied:-0}"

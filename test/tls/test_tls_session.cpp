@@ -62,6 +62,25 @@ TEST_CASE("keel server with OpenSSL client: every suite, both versions, tickets 
     CHECK(got == resp);
     CHECK(counters.get(engine::Counter::tls_bad_record_mac) == 0);
 
+    // Full records: 11 segments of 1448 (content at most 2^14), one mbuf per segment.
+    size_t full = k.full_record_wire(1448);
+    CHECK(full == 11 * 1448);
+    size_t per = k.content_per_record(full);
+    CHECK(per <= max_plaintext);
+    CHECK(per + record_overhead(v, c) == full);
+    CHECK(k.full_record_wire(9000) == 9000);  // one jumbo segment: 2^14 content would need two
+    auto bulk = pattern(per, 3);
+    Segment seg{bulk.data(), bulk.size()};
+    auto rec = k.seal({&seg, 1}, 1448);
+    REQUIRE(rec.has_value());
+    CHECK((*rec)->pkt_len == full);
+    CHECK((*rec)->nb_segs == 11);
+    for (rte_mbuf* m = *rec; m != nullptr; m = m->next) CHECK(m->data_len == 1448);
+    p.input(from_mbufs(*rec));
+    got.clear();
+    REQUIRE(p.read_all(got));
+    CHECK(got == bulk);
+
     // close_notify both ways.
     k.close_notify();
     p.input(from_mbufs(k.take_output()));

@@ -551,15 +551,16 @@ class HttpsConn final : public Session {
         h_.peer_closed();
         progress = true;
       }
-      // Response records, one per segment, while the send buffer has room.
-      size_t per = tls_->content_per_record(tcb_->mss);
+      // Response records filling whole segments (up to 16 KiB of content each), while
+      // the send buffer has room; a short response is one record of its size.
+      size_t per = tls_->content_per_record(tls_->full_record_wire(tcb_->mss));
       while (h_.has_output() && live()) {
         if (tcp_->send_space(*tcb_) < per + 64) break;
         uint8_t scratch[tls::max_plaintext];
         size_t n = h_.produce(scratch, per);
         if (n == 0) break;
         Segment seg{scratch, n};
-        auto rec = tls_->seal({&seg, 1});
+        auto rec = tls_->seal({&seg, 1}, tcb_->mss);
         if (!rec) return finish();  // pool dry or closed: give up this connection
         if (auto sr = tcp_->send(*tcb_, *rec); !sr) {
           rte_pktmbuf_free(*rec);

@@ -888,7 +888,7 @@ def _curl_gbits(ctx, ns, url, label):
 def _tls_against_keel(ctx, res, kind, d, size, t):
     """curl and wrk (core 0) against keel-pmd's https (core 1) over `kind`."""
     lab = ctx.lab
-    pmd, kns, addr = lab.keel_facing_kernel(kind, "https", echo=ctx.echo(),
+    pmd, kns, addr = lab.keel_facing_kernel(kind, "http,https", echo=ctx.echo(),
                                             extra=["--cert", os.path.join(d, "cert.pem"),
                                                    "--key", os.path.join(d, "key.pem")])
     try:
@@ -902,6 +902,13 @@ def _tls_against_keel(ctx, res, kind, d, size, t):
         line = f"curl -k --tlsv1.3 /bytes/{size}: {gbit:.2f} Gbit/s, {passes:.3f} payload passes"
         ctx.log(f"  keel   {kind:<9} curl  https bulk (keel-pmd): {line}")
         res.add_run("keel", kind, "curl", "https_bulk", dict(bytes=size), dict(gbit=gbit), "ok", line)
+        # The same download in clear over the same port: what the harness allows without TLS.
+        plain, got = _curl_gbits(ctx, kns, f"http://{addr}/bytes/{size}", f"curl keel http {kind}")
+        if got != size:
+            raise BenchFailed(f"curl http from keel: {got} of {size} bytes")
+        line = f"curl http /bytes/{size}: {plain:.2f} Gbit/s (no TLS)"
+        ctx.log(f"  keel   {kind:<9} curl  http bulk (keel-pmd): {line}")
+        res.add_run("keel", kind, "curl", "http_bulk", dict(bytes=size), dict(gbit=plain), "ok", line)
         rc, lines = lab.run(f"wrk keel https {kind}", kns, L.CLIENT_CORE,
                             ["wrk", "-t", "1", "-c", "64", "-d", f"{t}s", "--latency", f"https://{addr}/"],
                             timeout=t + 60)
@@ -913,7 +920,7 @@ def _tls_against_keel(ctx, res, kind, d, size, t):
                     "ok" if w["errors"] == 0 and w["non2xx"] == 0 else "FAILED (wrk errors)", line, lines)
     finally:
         pmd.quit()
-    return gbit, w, passes
+    return gbit, w, passes, plain
 
 
 def _stats(out):
@@ -958,9 +965,11 @@ def bench_tls(ctx):
             if kind == "af_packet":
                 raise
             ctx.log(f"  keel over {kind}: did not run: {e}")
-    keel_gbit, kw, keel_passes = keel["af_packet"]
+    keel_gbit, kw, keel_passes, keel_plain = keel["af_packet"]
 
-    conf = write_nginx_conf(d, f"{L.VETH_SERVER_IP}:443 ssl reuseport", http="    sendfile off;\n",
+    # Port 80 too, in clear (sendfile off there as well: the same read-and-send path).
+    conf = write_nginx_conf(d, f"{L.VETH_SERVER_IP}:443 ssl reuseport;\n        listen {L.VETH_SERVER_IP}:80",
+                            http="    sendfile off;\n",
                             server=(f"        ssl_certificate {d}/cert.pem;\n"
                                     f"        ssl_certificate_key {d}/key.pem;\n"
                                     "        ssl_protocols TLSv1.2 TLSv1.3;\n"
@@ -974,6 +983,13 @@ def bench_tls(ctx):
         line = f"curl -k --tlsv1.3 /bytes/{size}: {kern_gbit:.2f} Gbit/s"
         ctx.log(f"  kernel veth      curl  https bulk (nginx, 1 worker): {line}")
         res.add_run("kernel", "veth", "curl", "https_bulk", dict(bytes=size), dict(gbit=kern_gbit), "ok", line)
+        kern_plain, got = _curl_gbits(ctx, lab.ns_client, f"http://{L.VETH_SERVER_IP}/bytes/{size}",
+                                      "curl nginx http")
+        if got != size:
+            raise BenchFailed(f"curl http from nginx: {got} of {size} bytes")
+        line = f"curl http /bytes/{size}: {kern_plain:.2f} Gbit/s (no TLS)"
+        ctx.log(f"  kernel veth      curl  http bulk (nginx, 1 worker): {line}")
+        res.add_run("kernel", "veth", "curl", "http_bulk", dict(bytes=size), dict(gbit=kern_plain), "ok", line)
         rc, lines = lab.run("wrk nginx https", lab.ns_client, L.CLIENT_CORE,
                             ["wrk", "-t", "1", "-c", "64", "-d", f"{t}s", "--latency", f"https://{L.VETH_SERVER_IP}/"],
                             timeout=t + 60)
@@ -992,6 +1008,13 @@ def bench_tls(ctx):
              "curl -k --tlsv1.3, one download; keel over af_packet vs nginx over veth (the kernel client's "
              "receive side is in both)")
     res.line("tls_small", kw["rps"], nw["rps"], "req/s", True, "wrk -t 1 -c 64 https /, keep-alive")
+    # What TLS costs each side: the https download as a share of the same download in clear
+    # over the same path (1.0: free). Separates the cipher's cost from the harness's.
+    res.line("tls_bulk_plain", keel_plain, kern_plain, "Gbit/s", True,
+             "the same download over http (no TLS), same ports: the harness's ceiling")
+    res.line("tls_bulk_share", keel_gbit / keel_plain, kern_gbit / kern_plain, "of plain", True,
+             "https bulk / http bulk, each side over its own path: how much of the clear-text rate "
+             "survives TLS")
     # Payload passes between the application's buffer and the port. keel's is counted over the
     # download (tls_sealed_bytes + tcp_tx_copied_bytes per payload byte; TCP sends and resends the
     # sealed mbufs by reference). The kernel's cannot be counted from here: nginx + OpenSSL

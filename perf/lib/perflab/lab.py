@@ -331,6 +331,9 @@ class Lab:
                 self.nsx(n, "ethtool", "-K", dev, "tx", "off", "rx", "off", "tso", "off", "gso", "off",
                          "gro", "off", check=False)
                 self.nsx(n, "ip", "link", "set", dev, "up")
+            # The kernel end's receive side, which af_packet never sees: GRO (veth NAPI) and
+            # trusted checksums, as the kernel's own veth path to nginx has them.
+            self.nsx(self.ns_client, "ethtool", "-K", k, "gro", "on", "rx", "on", check=False)
             self.nsx(self.ns_client, "ip", "addr", "add", f"{AFP_KERNEL_IP}/{PLEN}", "dev", k)
             vdev, addr, kns = f"net_af_packet0,iface={d}", AFP_KEEL_IP, self.ns_client
         else:
