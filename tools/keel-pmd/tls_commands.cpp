@@ -5,7 +5,9 @@
 // reports the version, suite, status line, body length, the body's sha256,
 // whether the session was resumed and the server certificate's subject.
 // `resume`: a second fetch offers the first's session. `sni=NAME`: the server
-// name sent (and the request's Host).
+// name sent (and the request's Host). `discard`: the body is counted, not
+// hashed (a benchmark's client). The time from connect to the end of the body
+// and the rate over it close the line.
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <rte_mbuf.h>
@@ -42,8 +44,9 @@ struct TlsGet final : tcp::ConnHandler {
   std::unique_ptr<tls::Session> s;
   std::string request, head;
   std::vector<uint8_t> resume, ticket;  // the session offered / the one to offer next time
-  bool resumed = false;
+  bool resumed = false, hash = true;
   bool sent = false, in_body = false, finished = false;
+  std::chrono::steady_clock::time_point start;
   uint64_t body = 0;
   EVP_MD_CTX* md = EVP_MD_CTX_new();
   std::atomic<bool> done{false};
@@ -104,26 +107,30 @@ struct TlsGet final : tcp::ConnHandler {
       std::string rest = head.substr(end + 4);
       head.resize(end);
       body += rest.size();
-      EVP_DigestUpdate(md, rest.data(), rest.size());
+      if (hash) EVP_DigestUpdate(md, rest.data(), rest.size());
       return;
     }
     body += n;
-    EVP_DigestUpdate(md, p, n);
+    if (hash) EVP_DigestUpdate(md, p, n);
   }
   void complete() {
     if (!s->established()) return finish("tls-get: failed: closed during the handshake");
     unsigned char h[32];
     unsigned hl = 0;
     EVP_DigestFinal_ex(md, h, &hl);
-    char hex[65];
-    for (unsigned i = 0; i < 32; ++i) std::snprintf(hex + 2 * i, 3, "%02x", h[i]);
+    char hex[65] = "-";
+    if (hash)
+      for (unsigned i = 0; i < 32; ++i) std::snprintf(hex + 2 * i, 3, "%02x", h[i]);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    char rate[64];
+    std::snprintf(rate, sizeof rate, ", %.1f ms, %.2f Gbit/s", secs * 1e3, secs > 0 ? body * 8 / secs / 1e9 : 0.0);
     std::string status = head.substr(0, head.find("\r\n"));
     ticket = s->session_ticket();
     resumed = s->resumed();
     finish(std::string("tls-get: ") + (s->version() == tls::Version::tls13 ? "TLSv1.3 " : "TLSv1.2 ") +
            cipher_name(s->version(), s->cipher()) + ", '" + status + "', " + std::to_string(body) +
            " body bytes, sha256 " + hex + (s->peer_closed() ? ", close_notify" : ", no close_notify") +
-           (resumed ? ", resumed=yes" : ", resumed=no") + ", peer '" + s->peer_subject() + "'");
+           (resumed ? ", resumed=yes" : ", resumed=no") + ", peer '" + s->peer_subject() + "'" + rate);
   }
   void finish(const std::string& what) {
     finished = true;
@@ -153,17 +160,18 @@ std::vector<std::shared_ptr<TlsGet>> fetches;
 
 void Cli::tls_get(const std::vector<std::string>& w, std::ostream& out) {
   unsigned port = 0;
-  auto dst = w.size() >= 4 && w.size() <= 7 ? net::Ipv4Addr::parse(w[1]) : std::nullopt;
-  bool v12 = false, v13 = false, resume = false, bad = false;
+  auto dst = w.size() >= 4 && w.size() <= 8 ? net::Ipv4Addr::parse(w[1]) : std::nullopt;
+  bool v12 = false, v13 = false, resume = false, discard = false, bad = false;
   std::string sni;
   for (size_t i = 4; i < w.size(); ++i) {
     if ((w[i] == "1.2" || w[i] == "1.3") && !v12 && !v13) (w[i] == "1.2" ? v12 : v13) = true;
     else if (w[i] == "resume" && !resume) resume = true;
+    else if (w[i] == "discard" && !discard) discard = true;
     else if (w[i].starts_with("sni=") && w[i].size() > 4 && sni.empty()) sni = w[i].substr(4);
     else bad = true;
   }
   if (!dst || !parse_port(w[2], port) || w[3].empty() || w[3][0] != '/' || bad) {
-    out << "error: usage: tls-get ADDR PORT /PATH [1.2|1.3] [resume] [sni=NAME]\n";
+    out << "error: usage: tls-get ADDR PORT /PATH [1.2|1.3] [resume] [sni=NAME] [discard]\n";
     return;
   }
   tls::ContextOptions o;
@@ -181,6 +189,7 @@ void Cli::tls_get(const std::vector<std::string>& w, std::ostream& out) {
     auto g = std::make_shared<TlsGet>();
     g->request = "GET " + w[3] + " HTTP/1.0\r\nHost: " + (sni.empty() ? w[1] : sni) + "\r\nConnection: close\r\n\r\n";
     g->resume = ticket;
+    g->hash = !discard;
     EVP_DigestInit_ex(g->md, EVP_sha256(), nullptr);
     tcp::TcpStack* t = &engine_.tcp(0);
     Errc err = Errc::ok;
@@ -197,6 +206,7 @@ void Cli::tls_get(const std::vector<std::string>& w, std::ostream& out) {
         return;
       }
       g->tcb = *r;
+      g->start = std::chrono::steady_clock::now();
       fetches.push_back(g);
     });
     if (!ok || err != Errc::ok) {

@@ -967,6 +967,23 @@ def bench_tls(ctx):
             ctx.log(f"  keel over {kind}: did not run: {e}")
     keel_gbit, kw, keel_passes, keel_plain = keel["af_packet"]
 
+    # keel at both ends (keel-pmd's tls-get on core 0, its https on core 1, over memif): the
+    # stack's own rate, with no kernel port in the path; against curl and nginx over veth.
+    pair_gbit = None
+    try:
+        with ctx.lab.keel_pair(serve="https", echo=ctx.echo(),
+                               extra=["--cert", os.path.join(d, "cert.pem"), "--key", os.path.join(d, "key.pem")]) as pair:
+            out = pair.client.cmd(f"tls-get {SRV} 443 /bytes/{size} 1.3 discard", 300)
+            m = re.search(r"TLSv1.3 \S+, 'HTTP/1.[01] 200 [^']*', (\d+) body bytes.*, ([\d.]+) Gbit/s", out)
+            if not m or int(m.group(1)) != size:
+                raise BenchFailed(f"tls-get between keel-pmds: {out.strip()[-300:]}")
+            pair_gbit = float(m.group(2))
+            line = f"tls-get /bytes/{size} 1.3: {pair_gbit:.2f} Gbit/s"
+            ctx.log(f"  keel   memif     tls-get https bulk (keel-pmd to keel-pmd): {line}")
+            res.add_run("keel", "memif", "tls-get", "https_bulk", dict(bytes=size), dict(gbit=pair_gbit), "ok", line)
+    except (BenchFailed, L.LabError) as e:
+        ctx.log(f"  keel to keel over memif: did not run: {e}")
+
     # Port 80 too, in clear (sendfile off there as well: the same read-and-send path).
     conf = write_nginx_conf(d, f"{L.VETH_SERVER_IP}:443 ssl reuseport;\n        listen {L.VETH_SERVER_IP}:80",
                             http="    sendfile off;\n",
@@ -1004,6 +1021,9 @@ def bench_tls(ctx):
     if "tap" in keel:
         res.line("tls_bulk_tap", keel["tap"][0], kern_gbit, "Gbit/s", True, "keel over net_tap (reference)")
         res.line("tls_small_tap", keel["tap"][1]["rps"], nw["rps"], "req/s", True, "keel over net_tap (reference)")
+    if pair_gbit is not None:
+        res.line("tls_bulk_keel_pair", pair_gbit, kern_gbit, "Gbit/s", True,
+                 "keel at both ends over memif (tls-get to https) vs curl to nginx over veth")
     res.line("tls_bulk", keel_gbit, kern_gbit, "Gbit/s", True,
              "curl -k --tlsv1.3, one download; keel over af_packet vs nginx over veth (the kernel client's "
              "receive side is in both)")

@@ -310,8 +310,8 @@ class Lab:
         return p
 
     # ----- keel side -----
-    def keel_pair(self, serve="echo,discard,http", echo=None):
-        return KeelPair(self, serve, echo)
+    def keel_pair(self, serve="echo,discard,http", echo=None, extra=()):
+        return KeelPair(self, serve, echo, extra)
 
     def keel_facing_kernel(self, kind, serve="http", echo=None, extra=()):
         """keel-pmd serving on core 1 over a port the kernel reaches: kind "af_packet" (a
@@ -396,11 +396,12 @@ class KeelPair:
     """A keel-pmd server (core 1, serving echo:7 discard:9 http:80) and a client (core 0)
     joined by net_memif. Both busy-poll: stop them before measuring anything else."""
 
-    def __init__(self, lab, serve, echo):
+    def __init__(self, lab, serve, echo, extra=()):
         # A socket of the pair's own: one a killed server left behind would be "in use".
         lab.pairs += 1
         sock = os.path.join(lab.dir, f"memif{lab.pairs}.sock")
-        self.server = KeelPmd(lab, "srv", SERVER_CORE, "server", KEEL_SERVER_IP, ["--serve", serve], sock, echo)
+        self.server = KeelPmd(lab, "srv", SERVER_CORE, "server", KEEL_SERVER_IP, ["--serve", serve] + list(extra),
+                              sock, echo)
         try:
             self.client = KeelPmd(lab, "cli", CLIENT_CORE, "client", KEEL_CLIENT_IP, [], sock, echo)
         except Exception:
