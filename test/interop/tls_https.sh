@@ -18,7 +18,25 @@ lab_test_init tls-https "$@"
 lab_require_cmd curl curl
 lab_require_cmd openssl openssl
 CERTS=$(mktemp -d /tmp/keel-tls-certs.XXXXXX)
-trap 'rc=$?; rm -rf "$CERTS"; (exit $rc); lab_cleanup' EXIT
+SSERVER_PID=""
+trap 'rc=$?; [ -n "$SSERVER_PID" ] && kill "$SSERVER_PID" 2>/dev/null; rm -rf "$CERTS"; (exit $rc); lab_cleanup' EXIT
+# sserver_start OUT ARGS...: openssl s_server in the kernel's namespace, run in $CERTS (the
+# files -WWW serves), with the server certificate and ARGS, its output into OUT.
+sserver_start() {
+	local out=$1
+	shift
+	(cd "$CERTS" && exec ip netns exec "$LAB_NS" openssl s_server -cert server.pem -key server.key "$@" \
+		>"$out" 2>&1) &
+	SSERVER_PID=$!
+	sleep 0.5
+}
+# sserver_stop: s_server exits after its -naccept connections; after 5 s it is ended.
+sserver_stop() {
+	for _ in $(seq 50); do kill -0 "$SSERVER_PID" 2>/dev/null || break; sleep 0.1; done
+	kill "$SSERVER_PID" 2>/dev/null
+	wait "$SSERVER_PID" 2>/dev/null
+	SSERVER_PID=""
+}
 
 # A throwaway CA, a server certificate for keel's address and a client certificate.
 mkcert() {  # mkcert NAME SUBJECT [EXT]
@@ -134,30 +152,21 @@ done
 # ----- keel as the TLS client: openssl s_server -WWW on the kernel side -----
 head -c 3000007 /dev/urandom >"$CERTS/blob"
 want_blob=$(sha256sum "$CERTS/blob" | cut -d' ' -f1)
-(cd "$CERTS" && exec ip netns exec "$LAB_NS" openssl s_server -accept 4433 -cert server.pem -key server.key \
-	-WWW -naccept 2 -quiet >/dev/null 2>&1) &
-SSERVER_PID=$!
-sleep 0.5
+sserver_start /dev/null -accept 4433 -WWW -naccept 2 -quiet
 for v in 1.3 1.2; do
 	lab_cmd "tls-get $LAB_KERNEL_IP 4433 /blob $v" 130
 	lab_check "keel tls-get (TLS $v) from openssl s_server -WWW: 3000007 bytes, sha256 matches" \
 		bash -c "grep -q 'TLSv$v .*200 ok.*, 3000007 body bytes, sha256 $want_blob' <<<\"\$1\"" _ "$LAB_REPLY"
 done
-kill "$SSERVER_PID" 2>/dev/null
-wait "$SSERVER_PID" 2>/dev/null
+sserver_stop
 # s_server -www: its status page, which reports the session as OpenSSL saw it.
-(cd "$CERTS" && exec ip netns exec "$LAB_NS" openssl s_server -accept 4436 -cert server.pem -key server.key \
-	-www -naccept 2 -quiet >/dev/null 2>&1) &
-SSERVER_PID=$!
-sleep 0.5
+sserver_start /dev/null -accept 4436 -www -naccept 2 -quiet
 for v in 1.3 1.2; do
 	lab_cmd "tls-get $LAB_KERNEL_IP 4436 / $v" 30
 	lab_check "keel tls-get (TLS $v) from openssl s_server -www: its status page" \
 		bash -c "grep -q 'TLSv$v .*200 ok.*, [1-9][0-9]* body bytes' <<<\"\$1\"" _ "$LAB_REPLY"
 done
-for _ in $(seq 50); do kill -0 "$SSERVER_PID" 2>/dev/null || break; sleep 0.1; done
-kill "$SSERVER_PID" 2>/dev/null
-wait "$SSERVER_PID" 2>/dev/null
+sserver_stop
 # Resumption: `tls-get ... resume` fetches twice, the second time offering the first's
 # session (1.3: the ticket keel let OpenSSL read after the handshake; 1.2: the one in it).
 # s_server -WWW prints no "Reused" line, but its statistics at exit (after -naccept 2)
@@ -169,15 +178,10 @@ resume_fetch() {  # resume_fetch VERSION
 		grep -A1 "resumed=no" <<<"$LAB_REPLY" | grep -q "resumed=yes"
 }
 for v in 1.3 1.2; do
-	(cd "$CERTS" && exec ip netns exec "$LAB_NS" openssl s_server -accept 4434 -cert server.pem -key server.key \
-		-WWW -naccept 2 >"$CERTS/sserver-$v.out" 2>&1) &
-	SSERVER_PID=$!
-	sleep 0.5
+	sserver_start "$CERTS/sserver-$v.out" -accept 4434 -WWW -naccept 2
 	lab_cmd "tls-get $LAB_KERNEL_IP 4434 /blob $v resume" 260
 	lab_check "keel tls-get (TLS $v) resume: a full handshake, then resumed=yes, both bodies intact" resume_fetch "$v"
-	for _ in $(seq 50); do kill -0 "$SSERVER_PID" 2>/dev/null || break; sleep 0.1; done
-	kill "$SSERVER_PID" 2>/dev/null
-	wait "$SSERVER_PID" 2>/dev/null
+	sserver_stop
 	lab_check "openssl s_server (TLS $v) counted the resumption: 1 session cache hits" \
 		grep -q '^ *1 session cache hits' "$CERTS/sserver-$v.out"
 done
@@ -296,10 +300,8 @@ lab_pmd_quit
 
 # ----- keel's tls-get sends SNI: openssl s_server -servername picks its second certificate -----
 lab_pmd_start
-(cd "$CERTS" && exec ip netns exec "$LAB_NS" openssl s_server -accept 4435 -cert server.pem -key server.key \
-	-servername a.keel.test -cert2 sni-a.pem -key2 sni-a.key -WWW -naccept 4 >"$CERTS/sserver-sni.out" 2>&1) &
-SSERVER_PID=$!
-sleep 0.5
+sserver_start "$CERTS/sserver-sni.out" -accept 4435 -servername a.keel.test -cert2 sni-a.pem -key2 sni-a.key \
+	-WWW -naccept 4
 for v in 1.3 1.2; do
 	lab_cmd "tls-get $LAB_KERNEL_IP 4435 /blob $v sni=a.keel.test" 130
 	lab_check "tls-get (TLS $v) sni=a.keel.test: s_server answers with its a.keel.test certificate" \
@@ -308,9 +310,7 @@ for v in 1.3 1.2; do
 	lab_check "tls-get (TLS $v) without sni=: s_server answers with its first certificate" \
 		bash -c "grep -q 'TLSv$v .*200 ok.*, peer .*CN *= *keel-test-server' <<<\"\$1\"" _ "$LAB_REPLY"
 done
-for _ in $(seq 50); do kill -0 "$SSERVER_PID" 2>/dev/null || break; sleep 0.1; done
-kill "$SSERVER_PID" 2>/dev/null
-wait "$SSERVER_PID" 2>/dev/null
+sserver_stop
 lab_check "s_server saw the name keel sent (its log: Hostname in TLS extension)" \
 	grep -q 'Hostname in TLS extension: "a.keel.test"' "$CERTS/sserver-sni.out"
 lab_pmd_quit
