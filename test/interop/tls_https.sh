@@ -150,21 +150,26 @@ for v in 1.3 1.2; do
 	done
 done
 # ----- keel as the TLS client: openssl s_server -WWW on the kernel side -----
+# tls_get_ok DESCRIPTION PATTERN ARGS...: `tls-get ARGS`, whose reply must match PATTERN (grep).
+tls_get_ok() {
+	local what=$1 want=$2
+	shift 2
+	lab_cmd "tls-get $*" 130
+	lab_check "$what" bash -c 'grep -q -- "$1" <<<"$2"' _ "$want" "$LAB_REPLY"
+}
 head -c 3000007 /dev/urandom >"$CERTS/blob"
 want_blob=$(sha256sum "$CERTS/blob" | cut -d' ' -f1)
 sserver_start /dev/null -accept 4433 -WWW -naccept 2 -quiet
 for v in 1.3 1.2; do
-	lab_cmd "tls-get $LAB_KERNEL_IP 4433 /blob $v" 130
-	lab_check "keel tls-get (TLS $v) from openssl s_server -WWW: 3000007 bytes, sha256 matches" \
-		bash -c "grep -q 'TLSv$v .*200 ok.*, 3000007 body bytes, sha256 $want_blob' <<<\"\$1\"" _ "$LAB_REPLY"
+	tls_get_ok "keel tls-get (TLS $v) from openssl s_server -WWW: 3000007 bytes, sha256 matches" \
+		"TLSv$v .*200 ok.*, 3000007 body bytes, sha256 $want_blob" "$LAB_KERNEL_IP" 4433 /blob $v
 done
 sserver_stop
 # s_server -www: its status page, which reports the session as OpenSSL saw it.
 sserver_start /dev/null -accept 4436 -www -naccept 2 -quiet
 for v in 1.3 1.2; do
-	lab_cmd "tls-get $LAB_KERNEL_IP 4436 / $v" 30
-	lab_check "keel tls-get (TLS $v) from openssl s_server -www: its status page" \
-		bash -c "grep -q 'TLSv$v .*200 ok.*, [1-9][0-9]* body bytes' <<<\"\$1\"" _ "$LAB_REPLY"
+	tls_get_ok "keel tls-get (TLS $v) from openssl s_server -www: its status page" \
+		"TLSv$v .*200 ok.*, [1-9][0-9]* body bytes" "$LAB_KERNEL_IP" 4436 / $v
 done
 sserver_stop
 # Resumption: `tls-get ... resume` fetches twice, the second time offering the first's
@@ -303,12 +308,11 @@ lab_pmd_start
 sserver_start "$CERTS/sserver-sni.out" -accept 4435 -servername a.keel.test -cert2 sni-a.pem -key2 sni-a.key \
 	-WWW -naccept 4
 for v in 1.3 1.2; do
-	lab_cmd "tls-get $LAB_KERNEL_IP 4435 /blob $v sni=a.keel.test" 130
-	lab_check "tls-get (TLS $v) sni=a.keel.test: s_server answers with its a.keel.test certificate" \
-		bash -c "grep -q 'TLSv$v .*200 ok.*, 3000007 body bytes, sha256 $want_blob.*, peer .*CN *= *keel-sni-a' <<<\"\$1\"" _ "$LAB_REPLY"
-	lab_cmd "tls-get $LAB_KERNEL_IP 4435 /blob $v" 130
-	lab_check "tls-get (TLS $v) without sni=: s_server answers with its first certificate" \
-		bash -c "grep -q 'TLSv$v .*200 ok.*, peer .*CN *= *keel-test-server' <<<\"\$1\"" _ "$LAB_REPLY"
+	tls_get_ok "tls-get (TLS $v) sni=a.keel.test: s_server answers with its a.keel.test certificate" \
+		"TLSv$v .*200 ok.*, 3000007 body bytes, sha256 $want_blob.*, peer .*CN *= *keel-sni-a" \
+		"$LAB_KERNEL_IP" 4435 /blob $v sni=a.keel.test
+	tls_get_ok "tls-get (TLS $v) without sni=: s_server answers with its first certificate" \
+		"TLSv$v .*200 ok.*, peer .*CN *= *keel-test-server" "$LAB_KERNEL_IP" 4435 /blob $v
 done
 sserver_stop
 lab_check "s_server saw the name keel sent (its log: Hostname in TLS extension)" \
