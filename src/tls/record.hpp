@@ -54,6 +54,10 @@ inline constexpr size_t max_plaintext = 1 << 14;
 inline constexpr size_t max_ciphertext_13 = max_plaintext + 256;
 /// RFC 5246 6.2.3: TLSCiphertext.length MUST NOT exceed 2^14 + 2048.
 inline constexpr size_t max_ciphertext_12 = max_plaintext + 2048;
+/// The largest post-handshake message keel gathers (header included): a TLS
+/// 1.3 NewSessionTicket at its RFC 8446 4.6.1 maximum (nonce 255, ticket and
+/// extensions 2^16 - 1 each) fits; KeyUpdate is 5 bytes.
+inline constexpr size_t max_post_handshake_message = 4 + 4 + 4 + 1 + 255 + 2 + 65535 + 2 + 65535;
 inline constexpr size_t header_len = 5;
 inline constexpr size_t tag_len = 16;
 /// TLS 1.2 AES-GCM carries the nonce's low 8 bytes in the record (RFC 5288 3).

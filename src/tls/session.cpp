@@ -383,6 +383,8 @@ Result<void, Alert> Session::open_records() {
     auto r = rx_.open(segs_);
     if (!r) return fail(r.error(), true);
     counters_->inc(engine::Counter::tls_records_in);
+    // 5.1: a fragmented handshake message must not be interleaved with other types.
+    if (!hs_in_.empty() && r->type != ContentType::handshake) return fail(Alert::unexpected_message, true);
     switch (r->type) {
       case ContentType::application_data:
         if (r->length > 0) {
@@ -409,12 +411,15 @@ Result<void, Alert> Session::open_records() {
         return Unexpected{Alert(body[1])};
       }
       case ContentType::handshake: {
-        // Post-handshake messages, each whole in its record (KeyUpdate and
-        // NewSessionTicket are; keel does not reassemble them across records).
-        uint8_t msg[max_plaintext];
-        copy_input(r->offset, r->length, msg);
+        // Post-handshake messages, coalesced in a record or fragmented over
+        // several (RFC 8446 5.1): the bytes gather in hs_in_ until whole.
+        if (r->length == 0) return fail(Alert::unexpected_message, true);  // 5.1: no empty fragments
+        size_t have = hs_in_.size();
+        if (have + r->length > max_post_handshake_message) return fail(Alert::decode_error, true);
+        hs_in_.resize(have + r->length);
+        copy_input(r->offset, r->length, hs_in_.data() + have);
         consume_input(rec_len);
-        if (auto hr = on_handshake_message(msg, r->length); !hr) return hr;
+        if (auto hr = on_handshake_bytes(); !hr) return hr;
         continue;
       }
       default: return fail(Alert::unexpected_message, true);
@@ -424,13 +429,15 @@ Result<void, Alert> Session::open_records() {
   return {};
 }
 
-Result<void, Alert> Session::on_handshake_message(const uint8_t* msg, size_t len) {
+Result<void, Alert> Session::on_handshake_bytes() {
   // TLS 1.2 after the handshake: only a renegotiation could come, and keel refuses it.
   if (version_ != Version::tls13) return fail(Alert::unexpected_message, true);
-  while (len > 0) {
-    if (len < 4) return fail(Alert::decode_error, true);
+  const uint8_t* msg = hs_in_.data();
+  size_t len = hs_in_.size();
+  while (len >= 4) {
     size_t body = size_t(msg[1]) << 16 | size_t(msg[2]) << 8 | msg[3];
-    if (len < 4 + body) return fail(Alert::decode_error, true);
+    if (4 + body > max_post_handshake_message) return fail(Alert::decode_error, true);
+    if (len < 4 + body) break;  // the rest comes in the next records
     switch (msg[0]) {
       case hs_key_update: {
         // RFC 8446 4.6.3: update_not_requested(0) or update_requested(1).
@@ -444,6 +451,8 @@ Result<void, Alert> Session::on_handshake_message(const uint8_t* msg, size_t len
         counters_->inc(engine::Counter::tls_key_updates_in);
         if (msg[4] == 1 && !sent_close_)
           if (!key_update(false)) return fail(Alert::internal_error, true);
+        // 5.1: a message before a key change must end its record.
+        if (len != 5) return fail(Alert::unexpected_message, true);
         break;
       }
       case hs_new_session_ticket:
@@ -455,6 +464,7 @@ Result<void, Alert> Session::on_handshake_message(const uint8_t* msg, size_t len
     msg += 4 + body;
     len -= 4 + body;
   }
+  hs_in_.erase(hs_in_.begin(), hs_in_.end() - ptrdiff_t(len));  // keeps an incomplete message
   return {};
 }
 

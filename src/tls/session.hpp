@@ -165,7 +165,7 @@ class Session {
   void feed_rbio();
   bool append_plaintext_bytes(const uint8_t* data, size_t len);
   Result<void, Alert> open_records();
-  Result<void, Alert> on_handshake_message(const uint8_t* msg, size_t len);
+  Result<void, Alert> on_handshake_bytes();
   Result<void, Alert> fail(Alert a, bool send);
   bool send_record(ContentType t, const uint8_t* data, size_t len);
   void append_output(rte_mbuf* m);
@@ -201,6 +201,8 @@ class Session {
   rte_mbuf* out_head_ = nullptr, *out_tail_ = nullptr;
   rte_mbuf* plain_head_ = nullptr, *plain_tail_ = nullptr;
   std::vector<Segment> segs_;                      // scratch: one record's segments
+  // Post-handshake message bytes not yet whole (fragmented over records).
+  std::vector<uint8_t> hs_in_;
 };
 
 }  // namespace keel::tls
