@@ -424,8 +424,10 @@ def _mem_line(out):
 # ===== http: keep-alive, small responses =====
 
 def write_nginx_conf(d, listen, top="", http="", server=""):
-    """nginx.conf in d for one worker serving d/html on `listen`, keep-alive without limits;
-    `top`, `http` and `server` add directives to those blocks. Returns its path."""
+    """nginx.conf in d for one worker serving d/html on `listen` (one address or a list),
+    keep-alive without limits; `top`, `http` and `server` add directives to those blocks.
+    Returns its path."""
+    listens = "".join(f"        listen {a};\n" for a in ([listen] if isinstance(listen, str) else listen))
     conf = os.path.join(d, "nginx.conf")
     with open(conf, "w") as f:
         f.write(f"""{top}worker_processes 1;
@@ -438,8 +440,7 @@ http {{
     keepalive_requests 1000000;
     keepalive_timeout 60s;
 {http}    server {{
-        listen {listen};
-{server}        root {d}/html;
+{listens}{server}        root {d}/html;
         location / {{ index index.html; }}
     }}
 }}
@@ -885,6 +886,21 @@ def _curl_gbits(ctx, ns, url, label):
     return float(speed) * 8 / 1e9, int(float(size))
 
 
+def _bulk(ctx, res, side, kind, ns, url, size, who, note=lambda: ""):
+    """One curl download of /bytes/`size` from `url` (its length checked), logged and recorded
+    as `side`'s http_bulk or https_bulk over `kind`; its Gbit/s. `note()`, called after the
+    download, ends the line."""
+    scheme = url.split(":", 1)[0]
+    gbit, got = _curl_gbits(ctx, ns, url, f"curl {who} {scheme} {kind}")
+    if got != size:
+        raise BenchFailed(f"curl {scheme} from {who}: {got} of {size} bytes")
+    how = "curl -k --tlsv1.3" if scheme == "https" else "curl http"
+    line = f"{how} /bytes/{size}: {gbit:.2f} Gbit/s{note()}"
+    ctx.log(f"  {side:<6} {kind:<9} curl  {scheme} bulk ({who}): {line}")
+    res.add_run(side, kind, "curl", f"{scheme}_bulk", dict(bytes=size), dict(gbit=gbit), "ok", line)
+    return gbit
+
+
 def _tls_against_keel(ctx, res, kind, d, size, t):
     """curl and wrk (core 0) against keel-pmd's https (core 1) over `kind`."""
     lab = ctx.lab
@@ -893,22 +909,19 @@ def _tls_against_keel(ctx, res, kind, d, size, t):
                                                    "--key", os.path.join(d, "key.pem")])
     try:
         _wait_port(ctx, kns, addr, 443)
-        gbit, got = _curl_gbits(ctx, kns, f"https://{addr}/bytes/{size}", f"curl keel {kind}")
-        if got != size:
-            raise BenchFailed(f"curl from keel: {got} of {size} bytes")
-        # Payload passes, counted: what the cipher sealed plus what Connection::write copied.
-        st = _stats(pmd.cmd("show stats"))
-        passes = (st.get("tls_sealed_bytes", 0) + st.get("tcp_tx_copied_bytes", 0)) / size
-        line = f"curl -k --tlsv1.3 /bytes/{size}: {gbit:.2f} Gbit/s, {passes:.3f} payload passes"
-        ctx.log(f"  keel   {kind:<9} curl  https bulk (keel-pmd): {line}")
-        res.add_run("keel", kind, "curl", "https_bulk", dict(bytes=size), dict(gbit=gbit), "ok", line)
+        counted = {}
+
+        def passes_note():
+            # Payload passes, counted: what the cipher sealed plus what Connection::write copied.
+            st = _stats(pmd.cmd("show stats"))
+            counted["passes"] = (st.get("tls_sealed_bytes", 0) + st.get("tcp_tx_copied_bytes", 0)) / size
+            return f", {counted['passes']:.3f} payload passes"
+
+        gbit = _bulk(ctx, res, "keel", kind, kns, f"https://{addr}/bytes/{size}", size, "keel-pmd", passes_note)
+        passes = counted["passes"]
         # The same download in clear over the same port: what the harness allows without TLS.
-        plain, got = _curl_gbits(ctx, kns, f"http://{addr}/bytes/{size}", f"curl keel http {kind}")
-        if got != size:
-            raise BenchFailed(f"curl http from keel: {got} of {size} bytes")
-        line = f"curl http /bytes/{size}: {plain:.2f} Gbit/s (no TLS)"
-        ctx.log(f"  keel   {kind:<9} curl  http bulk (keel-pmd): {line}")
-        res.add_run("keel", kind, "curl", "http_bulk", dict(bytes=size), dict(gbit=plain), "ok", line)
+        plain = _bulk(ctx, res, "keel", kind, kns, f"http://{addr}/bytes/{size}", size, "keel-pmd",
+                      lambda: " (no TLS)")
         rc, lines = lab.run(f"wrk keel https {kind}", kns, L.CLIENT_CORE,
                             ["wrk", "-t", "1", "-c", "64", "-d", f"{t}s", "--latency", f"https://{addr}/"],
                             timeout=t + 60)
@@ -985,7 +998,7 @@ def bench_tls(ctx):
         ctx.log(f"  keel to keel over memif: did not run: {e}")
 
     # Port 80 too, in clear (sendfile off there as well: the same read-and-send path).
-    conf = write_nginx_conf(d, f"{L.VETH_SERVER_IP}:443 ssl reuseport;\n        listen {L.VETH_SERVER_IP}:80",
+    conf = write_nginx_conf(d, [f"{L.VETH_SERVER_IP}:443 ssl reuseport", f"{L.VETH_SERVER_IP}:80"],
                             http="    sendfile off;\n",
                             server=(f"        ssl_certificate {d}/cert.pem;\n"
                                     f"        ssl_certificate_key {d}/key.pem;\n"
@@ -994,19 +1007,10 @@ def bench_tls(ctx):
     ng = lab.start("nginx", lab.ns_server, L.SERVER_CORE, ["nginx", "-c", conf, "-p", d, "-e", os.path.join(d, "error.log")])
     try:
         _wait_port(ctx, lab.ns_client, L.VETH_SERVER_IP, 443)
-        kern_gbit, got = _curl_gbits(ctx, lab.ns_client, f"https://{L.VETH_SERVER_IP}/bytes/{size}", "curl nginx")
-        if got != size:
-            raise BenchFailed(f"curl from nginx: {got} of {size} bytes")
-        line = f"curl -k --tlsv1.3 /bytes/{size}: {kern_gbit:.2f} Gbit/s"
-        ctx.log(f"  kernel veth      curl  https bulk (nginx, 1 worker): {line}")
-        res.add_run("kernel", "veth", "curl", "https_bulk", dict(bytes=size), dict(gbit=kern_gbit), "ok", line)
-        kern_plain, got = _curl_gbits(ctx, lab.ns_client, f"http://{L.VETH_SERVER_IP}/bytes/{size}",
-                                      "curl nginx http")
-        if got != size:
-            raise BenchFailed(f"curl http from nginx: {got} of {size} bytes")
-        line = f"curl http /bytes/{size}: {kern_plain:.2f} Gbit/s (no TLS)"
-        ctx.log(f"  kernel veth      curl  http bulk (nginx, 1 worker): {line}")
-        res.add_run("kernel", "veth", "curl", "http_bulk", dict(bytes=size), dict(gbit=kern_plain), "ok", line)
+        kern_gbit = _bulk(ctx, res, "kernel", "veth", lab.ns_client, f"https://{L.VETH_SERVER_IP}/bytes/{size}",
+                          size, "nginx, 1 worker")
+        kern_plain = _bulk(ctx, res, "kernel", "veth", lab.ns_client, f"http://{L.VETH_SERVER_IP}/bytes/{size}",
+                           size, "nginx, 1 worker", lambda: " (no TLS)")
         rc, lines = lab.run("wrk nginx https", lab.ns_client, L.CLIENT_CORE,
                             ["wrk", "-t", "1", "-c", "64", "-d", f"{t}s", "--latency", f"https://{L.VETH_SERVER_IP}/"],
                             timeout=t + 60)
