@@ -101,14 +101,15 @@ Result<std::shared_ptr<Context>, std::string> Context::create(const ContextOptio
   } else if (o.server) {
     return Err{"--cert is required for a TLS server"};
   }
-  if (!o.server && (!o.sni_certs.empty() || o.sni_strict)) return Err{"SNI certificates are for a server"};
+  bool sni = !o.sni_certs.empty() || o.sni_strict;
+  if (sni && !o.server) return Err{"SNI certificates are for a server"};
   for (const CertKeyFiles& f : o.sni_certs) {
     SSL_CTX* sc = SSL_CTX_new(TLS_server_method());
     if (sc == nullptr) return Err{"SSL_CTX_new: " + openssl_error()};
     c->sni_ctx_.push_back(sc);
     if (std::string e = load_cert_key(sc, f.cert_file, f.key_file); !e.empty()) return Err{e};
   }
-  if (o.server && (!o.sni_certs.empty() || o.sni_strict)) {
+  if (sni) {
     SSL_CTX_set_tlsext_servername_callback(ctx, servername_hook);
     SSL_CTX_set_tlsext_servername_arg(ctx, c.get());
   }

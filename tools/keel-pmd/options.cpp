@@ -166,10 +166,8 @@ Result<Options, std::string> parse_options(const std::vector<std::string>& args)
     return bad(certs.size() > keys.size() ? "--cert" : "--key",
                "each --cert needs its --key (" + std::to_string(certs.size()) + " --cert, " +
                    std::to_string(keys.size()) + " --key)");
-  for (size_t i = 0; i < certs.size(); ++i) {
-    if (i == 0) o.tls.cert_file = certs[0], o.tls.key_file = keys[0];
-    else o.tls.sni_certs.push_back({certs[i], keys[i]});
-  }
+  if (!certs.empty()) o.tls.cert_file = certs[0], o.tls.key_file = keys[0];  // the default
+  for (size_t i = 1; i < certs.size(); ++i) o.tls.sni_certs.push_back({certs[i], keys[i]});
   bool https = false;
   for (const auto& sp : o.serve) https = https || sp.kind == ServiceKind::https;
   if (!https && o.tls.sni_strict) return bad("--sni-strict", "only with --serve https");

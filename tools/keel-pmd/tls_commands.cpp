@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSD-3-Clause
-// keel-pmd's `tls-get ADDR PORT PATH [1.2|1.3] [resume] [sni=NAME]`: keel as
+// keel-pmd's `tls-get ADDR PORT PATH [1.2|1.3] [resume] [sni=NAME] [discard]`: keel as
 // a TLS client (keel::tls::Session over one TCP connection of instance 0)
 // fetches PATH with HTTP/1.0 semantics (the server closes after the body) and
 // reports the version, suite, status line, body length, the body's sha256,
@@ -115,12 +115,13 @@ struct TlsGet final : tcp::ConnHandler {
   }
   void complete() {
     if (!s->established()) return finish("tls-get: failed: closed during the handshake");
-    unsigned char h[32];
-    unsigned hl = 0;
-    EVP_DigestFinal_ex(md, h, &hl);
     char hex[65] = "-";
-    if (hash)
+    if (hash) {
+      unsigned char h[32];
+      unsigned hl = 0;
+      EVP_DigestFinal_ex(md, h, &hl);
       for (unsigned i = 0; i < 32; ++i) std::snprintf(hex + 2 * i, 3, "%02x", h[i]);
+    }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     char rate[64];
     std::snprintf(rate, sizeof rate, ", %.1f ms, %.2f Gbit/s", secs * 1e3, secs > 0 ? body * 8 / secs / 1e9 : 0.0);
